@@ -1,0 +1,23 @@
+"""Execution backends. Each turns a bound sqlglot tree into its own SQL and runs it."""
+
+from __future__ import annotations
+
+from engine.backends.base import Backend
+from engine.errors import UsageError
+
+ENGINES = ("duckdb", "spark")
+
+
+def create_backend(engine: str, **options) -> Backend:
+    """A backend by name; heavy engines are imported only when asked for."""
+    if engine == "duckdb":
+        from engine.backends.duckdb import DuckDBBackend
+
+        return DuckDBBackend(**options)
+    if engine == "spark":
+        try:
+            from engine.backends.spark import SparkBackend  # noqa: F401  (added with the Spark backend)
+        except ImportError as e:
+            raise UsageError("the spark engine is not available in this build yet; use --engine duckdb") from e
+        return SparkBackend(**options)
+    raise UsageError(f"unknown engine '{engine}' (choose one of: {', '.join(ENGINES)})")
