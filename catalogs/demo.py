@@ -78,7 +78,7 @@ def _injected() -> list[dict]:
                                                   (8419.319530e6, -0.4018, 303.9)]):
         for scan in range(3):
             rows.append(dict(target="Voyager-1", site="GBT", beam=0, freq_hz=freq - scan * 0.4 * 300,
-                             drift_hz_s=drift, snr=snr * (1 - 0.02 * scan), bandwidth_hz=2.8,
+                             drift_hz_s=drift, snr=round(snr * (1 - 0.02 * scan), 2), bandwidth_hz=2.8,
                              observed_at=dt.datetime(2016, 9, 26, 18, 46 + minutes + 5 * scan, 13, tzinfo=utc)))
     # the BLC1 candidate towards Proxima Centauri, Parkes, 2019-04-29 .. 2019-05-03
     for day, snr in [(29, 42.1), (30, 55.7), (1, 48.3), (2, 61.0), (3, 39.8)]:
@@ -131,7 +131,7 @@ def generate_year(year: int, n: int, seed: int) -> pa.Table:
     rfi = rng.random(n) < 0.3
     rfi_freq = np.array(RFI_HZ)[rng.integers(0, len(RFI_HZ), rfi.sum())]
     freq[rfi] = rfi_freq + rng.normal(0.0, 2_000.0, rfi.sum())
-    drift[rfi] = rng.normal(0.0, 0.005, rfi.sum())
+    drift[rfi] = rng.normal(0.0, 0.002, rfi.sum())
     snr[rfi] = 10.0 + rng.exponential(12.0, rfi.sum())
 
     day = session_days[rng.integers(0, SESSIONS_PER_YEAR, n)]
