@@ -259,8 +259,9 @@ class Lake:
             raise LakeError(f"'{name}' is a catalog table; use INSERT INTO or ingest to add rows")
         if self.exists(name) and not replace:
             raise LakeError(f"table '{name}' already exists (use CREATE OR REPLACE TABLE)")
-        mode = "overwrite" if self.exists(name) else "error"
-        return self._write(name, data, mode=mode, schema_mode="overwrite" if replace else None, note=note)
+        if self.exists(name):
+            return self._write(name, data, mode="overwrite", schema_mode="overwrite", note=note)
+        return self._write(name, data, mode="error", note=note)
 
     def _write(self, name, data, mode, app_ids=(), note="", schema_mode=None) -> int:
         metadata = {"astrolake.note": note} if note else None

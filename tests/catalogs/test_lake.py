@@ -143,3 +143,8 @@ def test_history_lists_commits_newest_first(lake):
     history = lake.history("signal_events")
     assert [h["version"] for h in history] == [1, 0]
     assert history[0]["astrolake.note"] == "first batch"
+
+
+def test_create_or_replace_of_a_new_table(lake):
+    assert lake.create_table("fresh", pa.table({"x": [1]}), replace=True) == 0
+    assert lake.append("fresh", pa.table({"x": [2]})) == 1

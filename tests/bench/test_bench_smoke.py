@@ -1,0 +1,41 @@
+"""Smoke test of the benchmark harness: `python -m bench --quick` on a few events writes a report.
+
+Not a timed test: nothing here asserts a speed, only that every figure and its ratio is reported.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_figure_with_a_ratio(tmp_path):
+    report_path = tmp_path / "benchmarks.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--events", "20000", "--runs", "2",
+         "--work", str(tmp_path / "work"), "--output", str(report_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = report_path.read_text()
+
+    for heading in ("## Summary", "## Machine", "## Ingest", "## Queries", "## Reproduce"):
+        assert heading in report
+    assert "make bench" in report
+    assert "deltalake" in report and "duckdb" in report and "pyarrow" in report
+    summary = report.split("## Summary", 1)[1].split("## Machine", 1)[0]
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| figure")]
+    assert len(rows) == 5  # Parquet ingest, CSV ingest, two warm queries, the cold query
+    for row in rows:
+        ratio = row.rstrip(" |").rsplit("|", 1)[1]
+        assert re.search(r"\d+\.\d\d", ratio), row
+    assert sum("rows/s" in row for row in rows) == 2
+    assert sum("goal ≤ 1.2" in row for row in rows) == 2
+    assert "VERSION AS OF 2" in report
