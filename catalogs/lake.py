@@ -10,14 +10,18 @@ ingested" survives checkpoints and cannot disagree with the data.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
+from deltalake.transaction import AddAction, create_table_with_add_actions
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from catalogs.schemas import CATALOG, TableSpec, spec
@@ -41,6 +45,7 @@ class Snapshot:
     files: tuple[str, ...]
     schema: pa.Schema
     partition_by: tuple[str, ...]
+    location: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ class Lake:
                 files=tuple(table.file_uris()),
                 schema=_arrow_schema(table),
                 partition_by=tuple(table.metadata().partition_columns),
+                location=str(self.path(name)),
             )
         return self._snapshots[key]
 
@@ -253,22 +259,60 @@ class Lake:
 
     def create_table(self, name: str, data: pa.Table, replace: bool = False, note: str = "") -> int:
         """Create (or with ``replace``, overwrite) a user table from rows: CREATE TABLE AS."""
+        self.check_creatable(name, replace)
+        if self.exists(name):
+            return self._write(name, data, mode="overwrite", schema_mode="overwrite", note=note)
+        return self._write(name, data, mode="error", note=note)
+
+    def check_creatable(self, name: str, replace: bool) -> None:
+        """LakeError unless CREATE [OR REPLACE] TABLE ``name`` may go ahead."""
         if not TABLE_NAME.match(name):
             raise LakeError(f"'{name}' is not a valid table name (letters, digits, underscore)")
         if spec(name) is not None:
             raise LakeError(f"'{name}' is a catalog table; use INSERT INTO or ingest to add rows")
         if self.exists(name) and not replace:
             raise LakeError(f"table '{name}' already exists (use CREATE OR REPLACE TABLE)")
-        if self.exists(name):
-            return self._write(name, data, mode="overwrite", schema_mode="overwrite", note=note)
-        return self._write(name, data, mode="error", note=note)
+
+    def commit_files(
+        self, name: str, relpaths: list[str], mode: str, schema: pa.Schema,
+        partition_by: tuple[str, ...] = (), note: str = "",
+    ) -> int:
+        """Commit Parquet files another engine wrote inside the table's folder, in one commit.
+
+        ``mode`` is "append" (to an existing table), "create" (a new table) or "replace"
+        (overwrite an existing table, schema included). Partition values come from the
+        ``key=value`` folders above each file; min/max/null statistics from its footer.
+        Until this commit the files are invisible to every reader.
+        """
+        root = self.path(name)
+        actions = [_add_action(root, rel, partition_by) for rel in relpaths]
+        data_schema = pa.schema([f for f in schema if f.name not in partition_by])
+        for rel in relpaths:
+            _check_file_schema(root / rel, data_schema, name)
+        props = _commit_properties((), note)
+        try:
+            if mode == "append":
+                table = self.delta_table(name)
+                table.create_write_transaction(
+                    actions, mode="append", schema=table.schema(),
+                    partition_by=list(partition_by) or None, commit_properties=props,
+                )
+            elif mode in ("create", "replace"):
+                create_table_with_add_actions(
+                    str(root), Schema.from_arrow(schema), actions,
+                    mode="overwrite" if mode == "replace" else "error",
+                    partition_by=list(partition_by) or None, name=name, commit_properties=props,
+                )
+            else:
+                raise ValueError(f"unknown commit mode {mode!r}")
+        except CommitFailedError as e:
+            raise LakeError(f"commit to table '{name}' failed, nothing written: {e}") from e
+        except DeltaError as e:
+            raise LakeError(f"commit to table '{name}' failed, nothing written: {e}") from e
+        return self.delta_table(name).version()
 
     def _write(self, name, data, mode, app_ids=(), note="", schema_mode=None) -> int:
-        metadata = {"astrolake.note": note} if note else None
-        props = CommitProperties(
-            app_transactions=[Transaction(app_id=a, version=1) for a in app_ids] or None,
-            custom_metadata=metadata,
-        )
+        props = _commit_properties(app_ids, note)
         try:
             write_deltalake(
                 str(self.path(name)), data, mode=mode, schema_mode=schema_mode,
@@ -279,3 +323,89 @@ class Lake:
         except (DeltaError, pa.ArrowException) as e:
             raise LakeError(f"write to table '{name}' failed, nothing written: {e}") from e
         return self.delta_table(name).version()
+
+
+def _commit_properties(app_ids, note) -> CommitProperties:
+    return CommitProperties(
+        app_transactions=[Transaction(app_id=a, version=1) for a in app_ids] or None,
+        custom_metadata={"astrolake.note": note} if note else None,
+    )
+
+
+def _add_action(root: Path, rel: str, partition_by: tuple[str, ...]) -> AddAction:
+    full = root / rel
+    stat = full.stat()
+    folders = dict(
+        part.split("=", 1) for part in Path(rel).parent.parts if "=" in part
+    )
+    values = {}
+    for key in partition_by:
+        if key not in folders:
+            raise LakeError(f"file {rel} has no '{key}=' folder for partition column '{key}'")
+        value = unquote(folders[key])
+        values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else value
+    return AddAction(rel, stat.st_size, values, int(stat.st_mtime * 1000), True, _file_stats(full))
+
+
+def _file_stats(path: Path) -> str:
+    """Delta's per-file statistics (numRecords, minValues, maxValues, nullCount) from the footer."""
+    meta = pq.read_metadata(path)
+    mins, maxs, nulls = {}, {}, {}
+    for c in range(meta.num_columns):
+        column = meta.schema.column(c)
+        name = column.path
+        if "." in name:
+            continue  # nested columns: no statistics
+        lo = hi = None
+        count = 0
+        complete = True
+        for r in range(meta.num_row_groups):
+            st = meta.row_group(r).column(c).statistics
+            if st is None or not st.has_min_max:
+                complete = False
+                if st is not None and st.has_null_count:
+                    count += st.null_count
+                continue
+            count += st.null_count if st.has_null_count else 0
+            lo = st.min if lo is None else min(lo, st.min)
+            hi = st.max if hi is None else max(hi, st.max)
+        nulls[name] = count
+        if complete and lo is not None and isinstance(lo, (int, float, str, dt.date, dt.datetime)):
+            mins[name], maxs[name] = _json_stat(lo), _json_stat(hi)
+    return json.dumps({"numRecords": meta.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls})
+
+
+def _json_stat(value):
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _check_file_schema(path: Path, expected: pa.Schema, name: str) -> None:
+    actual = pq.read_schema(path)
+    got = {f.name: f.type for f in actual}
+    for field in expected:
+        if field.name not in got:
+            raise SchemaMismatchError(f"file written for table '{name}' lacks column '{field.name}'")
+        if not _same_type(got[field.name], field.type):
+            raise SchemaMismatchError(
+                f"file written for table '{name}' has {field.name} as {got[field.name]}, not {field.type}"
+            )
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    if a == b:
+        return True
+    if pa.types.is_timestamp(a) and pa.types.is_timestamp(b):
+        return (a.tz is None) == (b.tz is None)
+    if pa.types.is_string(a) or pa.types.is_large_string(a):
+        return pa.types.is_string(b) or pa.types.is_large_string(b)
+    if (pa.types.is_list(a) or pa.types.is_large_list(a)) and (pa.types.is_list(b) or pa.types.is_large_list(b)):
+        return _same_type(a.value_type, b.value_type)
+    return False

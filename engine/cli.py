@@ -31,8 +31,18 @@ def _remember(key):
     return callback
 
 
+def _remember_conf(ctx: click.Context, _param, value):
+    if value:
+        ctx.obj.setdefault("conf", []).extend(value)
+    return value
+
+
 def common_options(f):
-    """--lake, --engine and --debug, accepted before or after the command name."""
+    """--lake, --engine, --master, --conf and --debug, before or after the command name."""
+    f = click.option("--conf", multiple=True, expose_value=False, callback=_remember_conf,
+                     metavar="KEY=VALUE", help="a Spark setting (repeatable; --engine spark)")(f)
+    f = click.option("--master", default=None, expose_value=False, callback=_remember("master"),
+                     help="Spark master URL (default $ASTROLAKE_SPARK_MASTER or local[*])")(f)
     f = click.option("--debug", is_flag=True, default=None, expose_value=False, is_eager=True,
                      callback=_remember("debug"), help="show tracebacks")(f)
     f = click.option("--engine", type=click.Choice(ENGINES), default=None, expose_value=False,
@@ -47,6 +57,10 @@ def common_options(f):
               expose_value=False, callback=_remember("lake"), help=LAKE_HELP)
 @click.option("--engine", type=click.Choice(ENGINES), envvar="ASTROLAKE_ENGINE", default=None,
               expose_value=False, callback=_remember("engine"), help="execution engine (default duckdb)")
+@click.option("--master", default=None, expose_value=False,
+              callback=_remember("master"), help="Spark master URL (default $ASTROLAKE_SPARK_MASTER or local[*]; --engine spark)")
+@click.option("--conf", multiple=True, expose_value=False, callback=_remember_conf, metavar="KEY=VALUE",
+              help="a Spark setting, passed through (repeatable; --engine spark)")
 @click.option("--debug", is_flag=True, default=None, expose_value=False, callback=_remember("debug"),
               help="show tracebacks")
 @click.version_option(package_name="astrolake")
@@ -58,8 +72,16 @@ def _session():
     import engine
 
     obj = click.get_current_context().obj
+    name = obj.get("engine", "duckdb")
+    options = {}
+    if name == "spark":
+        from engine.backends.spark import env_conf
+
+        options = {"master": obj.get("master"), "conf": env_conf(obj.get("conf", []))}
+    elif obj.get("master") or obj.get("conf"):
+        raise click.UsageError("--master and --conf apply to --engine spark")
     return engine.connect(obj.get("lake") or os.environ.get("ASTROLAKE_LAKE") or DEFAULT_LAKE,
-                          engine=obj.get("engine", "duckdb"))
+                          engine=name, **options)
 
 
 def _lake():

@@ -87,9 +87,11 @@ class Session:
         if not isinstance(query, exp.Query):
             raise UnsupportedStatementError("CREATE TABLE needs AS SELECT ... (the lake's tables are Delta tables)")
         name = tree.this.name if isinstance(tree.this, exp.Table) else tree.this.this.name
-        rows = self.backend.execute(self.bind(query))
-        version = self.lake.create_table(name, rows, replace=bool(tree.args.get("replace")), note="CREATE TABLE AS")
-        return _write_result(name, version, rows.num_rows)
+        replace = bool(tree.args.get("replace"))
+        self.lake.check_creatable(name, replace)
+        mode = "replace" if replace and self.lake.exists(name) else "create"
+        version, rows = self.backend.write(self.bind(query), self.lake, name, mode)
+        return _write_result(name, version, rows)
 
     def _insert(self, tree: exp.Insert) -> pa.Table:
         if tree.args.get("overwrite"):
@@ -100,17 +102,13 @@ class Session:
             columns = [c.name for c in target.expressions]
             target = target.this
         name = target.name
+        if not self.lake.exists(name):
+            self.lake.delta_table(name)  # raises UnknownTableError with a suggestion
         query = tree.expression
-        rows = self.backend.execute(self.bind(query if isinstance(query, exp.Query) else exp.select("*").from_(query)))
-        # Spark semantics: by the column list when given, else by position.
-        names = columns or self.lake.schema(name).names[: rows.num_columns]
-        if len(names) != rows.num_columns:
-            raise UnsupportedStatementError(
-                f"INSERT INTO {name} names {len(names)} columns but the query returns {rows.num_columns}"
-            )
-        rows = rows.rename_columns(names)
-        version = self.lake.append(name, rows, note="INSERT INTO")
-        return _write_result(name, version, rows.num_rows)
+        if not isinstance(query, exp.Query):
+            query = exp.select("*").from_(query)
+        version, rows = self.backend.write(self.bind(query), self.lake, name, "append", columns)
+        return _write_result(name, version, rows)
 
     # ---- metadata ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import csv
 import gzip
 import hashlib
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,8 +160,10 @@ def check_rows(path: Path, spec: TableSpec, raw: pa.Table, malformed: list[tuple
     """
     sha = sha256 or sha256_of(path)
     n = raw.num_rows
-    numbers = np.setdiff1d(np.arange(1, n + len(malformed) + 1), [m for m, _, _ in malformed])
-    reasons: list[list[str]] = [[] for _ in range(n)]
+    numbers = np.arange(1, n + 1)
+    if malformed:  # rows after a malformed line keep their place in the file
+        numbers = np.setdiff1d(np.arange(1, n + len(malformed) + 1), [m for m, _, _ in malformed])
+    reasons: dict[int, list[str]] = defaultdict(list)  # only the bad rows, so it stays small
     schema = spec.schema
     unknown = [c for c in raw.column_names if c not in schema.names]
     missing = [c for c in spec.required if c not in raw.column_names]
@@ -185,7 +188,10 @@ def check_rows(path: Path, spec: TableSpec, raw: pa.Table, malformed: list[tuple
             for i in np.flatnonzero(~ok):
                 reasons[i].append(reason(columns[name][i].as_py()))
     rejects = [Reject(str(path), int(line), why, {"line": text}) for line, why, text in malformed]
-    bad_rows = np.array([bool(r) or bool(file_reasons) for r in reasons], dtype=bool) if n else np.zeros(0, bool)
+    bad_rows = np.zeros(n, dtype=bool)
+    bad_rows[list(reasons)] = True
+    if file_reasons:
+        bad_rows[:] = True
     for i in np.flatnonzero(bad_rows):
         record = {k: _jsonable(raw[k][i].as_py()) for k in raw.column_names}
         rejects.append(Reject(str(path), int(numbers[i]), "; ".join(file_reasons + reasons[i]), record))

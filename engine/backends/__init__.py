@@ -15,9 +15,7 @@ def create_backend(engine: str, **options) -> Backend:
 
         return DuckDBBackend(**options)
     if engine == "spark":
-        try:
-            from engine.backends.spark import SparkBackend  # noqa: F401  (added with the Spark backend)
-        except ImportError as e:
-            raise UsageError("the spark engine is not available in this build yet; use --engine duckdb") from e
+        from engine.backends.spark import SparkBackend
+
         return SparkBackend(**options)
     raise UsageError(f"unknown engine '{engine}' (choose one of: {', '.join(ENGINES)})")

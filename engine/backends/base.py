@@ -8,8 +8,10 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
-from catalogs.lake import Snapshot
-from engine.errors import CompileError, UnsupportedFunctionError, did_you_mean
+from catalogs.lake import Lake, Snapshot
+from engine.errors import CompileError, UnsupportedFunctionError, UnsupportedStatementError, did_you_mean
+
+WRITE_MODES = ("append", "create", "replace")
 
 
 class Backend(ABC):
@@ -40,10 +42,15 @@ class Backend(ABC):
     def compile(self, tree: exp.Expression) -> str:
         """The tree as this engine's SQL; a named error for anything it cannot express."""
         self.check_functions(tree)
+        tree = self.adapt(tree)
         try:
             return tree.sql(dialect=self.dialect, unsupported_level=ErrorLevel.RAISE)
         except UnsupportedError as e:
             raise CompileError(f"cannot run on {self.name}: {e}") from e
+
+    def adapt(self, tree: exp.Expression) -> exp.Expression:
+        """Rewrites that keep Spark SQL's meaning on this engine (none by default)."""
+        return tree
 
     def check_functions(self, tree: exp.Expression) -> None:
         """Fail at compile time on a function neither sqlglot nor this engine knows."""
@@ -60,3 +67,35 @@ class Backend(ABC):
 
     def explain(self, tree: exp.Expression) -> str:
         return self.plan(self.compile(tree))
+
+    def write(self, tree: exp.Expression, lake: Lake, table: str, mode: str,
+              columns: list[str] | None = None) -> tuple[int, int]:
+        """Run a bound query and commit its rows to ``table``; (new version, rows written).
+
+        ``mode``: "append" (INSERT INTO), "create" or "replace" (CREATE [OR REPLACE] TABLE AS).
+        This default collects the rows as Arrow and lets delta-rs write them; a distributed
+        engine overrides it to write the files itself.
+        """
+        rows = self.execute(tree)
+        rows = rows.rename_columns(target_names(rows.column_names, lake, table, mode, columns))
+        note = "INSERT INTO" if mode == "append" else "CREATE TABLE AS"
+        if mode == "append":
+            return lake.append(table, rows, note=note), rows.num_rows
+        return lake.create_table(table, rows, replace=mode == "replace", note=note), rows.num_rows
+
+
+def target_names(result_names: list[str], lake: Lake, table: str, mode: str,
+                 columns: list[str] | None) -> list[str]:
+    """The table columns a query's result columns go to (Spark's rules).
+
+    With a column list, by that list; for INSERT without one, by position; for CREATE TABLE AS,
+    the query's own names.
+    """
+    if mode != "append" and not columns:
+        return list(result_names)
+    names = columns or lake.schema(table).names[: len(result_names)]
+    if len(names) != len(result_names):
+        raise UnsupportedStatementError(
+            f"INSERT INTO {table} names {len(names)} columns but the query returns {len(result_names)}"
+        )
+    return list(names)

@@ -14,8 +14,13 @@ import re
 import duckdb
 import pyarrow as pa
 
+from sqlglot import exp
+from sqlglot.schema import MappingSchema
+
 from catalogs.lake import Snapshot
+from catalogs.schemas import sql_type
 from engine.backends.base import Backend
+from engine.backends.spark_on_duckdb import apply_transforms, truncate_fractional_casts
 from engine.errors import (
     CompileError,
     QueryError,
@@ -57,6 +62,7 @@ class DuckDBBackend(Backend):
         if memory_limit:
             self.con.execute(f"SET memory_limit = {_quote_str(memory_limit)}")
         self._views: dict[tuple[str, int], str] = {}
+        self._columns: dict[str, dict[str, str]] = {}  # view -> column -> Spark SQL type
         self._functions: set[str] | None = None
 
     # ---- tables ------------------------------------------------------------------------
@@ -68,7 +74,12 @@ class DuckDBBackend(Backend):
             view = f"{snapshot.table}@v{snapshot.version}"
             self._create_view(view, snapshot)
             self._views[key] = view
+            self._columns[view] = {f.name: sql_type(f.type) for f in snapshot.schema}
         return view
+
+    def adapt(self, tree: exp.Expression) -> exp.Expression:
+        tree = apply_transforms(tree)
+        return truncate_fractional_casts(tree, MappingSchema(self._columns, dialect="spark"))
 
     def _create_view(self, view: str, snapshot: Snapshot) -> None:
         if not snapshot.files:
