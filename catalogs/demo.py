@@ -168,14 +168,15 @@ def build_demo(lake: Lake, n_events: int = 1_000_000, seed: int = 42) -> str:
     done = []
     for i, year in enumerate(YEARS):
         n = per_year if i < len(YEARS) - 1 else n_events - per_year * (len(YEARS) - 1)
+        n_year = n + sum(1 for r in _injected() if r["observed_at"].year == year)
+        first_id, next_id = next_id, next_id + n_year
         app_id = f"astrolake.demo:seed={seed}:events={n_events}:year={year}"
-        events = generate_year(year, n, seed)
-        ids = pa.array(np.arange(next_id, next_id + events.num_rows, dtype=np.int64))
-        next_id += events.num_rows
         if lake.already_committed("signal_events", app_id):
             continue
+        events = generate_year(year, n, seed)
+        ids = pa.array(np.arange(first_id, first_id + events.num_rows, dtype=np.int64))
         events = events.append_column("event_id", ids).append_column(
-            "source_file", pa.array([f"demo:{year}"] * events.num_rows))
+            "source_file", pa.repeat(pa.scalar(f"demo:{year}"), events.num_rows))
         version = lake.append("signal_events", events, app_ids=(app_id,), note=f"demo events {year}")
         done.append(f"{year}: {events.num_rows} events (version {version})")
     if not done:

@@ -42,7 +42,7 @@ def parse_events_file(path: str | Path, sha256: str | None = None) -> ParsedFile
     parsed = check_rows(path, SIGNAL_EVENTS, raw, malformed, CHECKS, sha256)
     rows = parsed.rows
     if "source_file" not in rows.column_names:
-        rows = rows.append_column("source_file", pa.array([str(path)] * rows.num_rows, pa.string()))
+        rows = rows.append_column("source_file", pa.repeat(pa.scalar(str(path)), rows.num_rows))
     derived_ids = pa.array((int(parsed.sha256[:9], 16) >> 1 << ROW_BITS) + parsed.row_numbers.astype(np.int64), pa.int64())
     if "event_id" in rows.column_names:
         rows = rows.set_column(rows.column_names.index("event_id"), "event_id",

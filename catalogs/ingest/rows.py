@@ -106,6 +106,12 @@ def _read_csv(path: Path) -> tuple[pa.Table, list[tuple[int, str, str]]]:
 def _convert(column: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
     """``column`` as ``target``, with nulls where a value did not parse, and the mask of those."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) and not (
+            pa.types.is_string(target) or pa.types.is_large_string(target)):
+        try:  # the common case: every value parses, no need to look at each one
+            return column.cast(target), np.zeros(len(column), dtype=bool)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         if pa.types.is_floating(target):
             pattern = _FLOAT
