@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-LIBRARIES = ("duckdb", "deltalake", "pyarrow", "sqlglot", "numpy")
+LIBRARIES = ("duckdb", "deltalake", "pyarrow", "sqlglot", "numpy", "pyspark")
 
 
 @dataclass(frozen=True)

@@ -254,5 +254,7 @@ def render(machine: Machine, settings: Settings, ingests: list[IngestFigures], q
 
 
 def write_report(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    """Write the spine's section of the page; the other suites' sections are kept."""
+    from bench.sections import write_section
+
+    write_section(path, "spine", text)

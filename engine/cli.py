@@ -197,6 +197,28 @@ def history(table):
         click.echo(format_table(session.history(table)), nl=False)
 
 
+@cli.command()
+@click.argument("name", required=False)
+@common_options
+def functions(name):
+    """List the function library (signatures, units, docs), or show one function."""
+    from udfs.registry import all_functions, get
+
+    specs = [get(name)] if name else all_functions()
+    for spec in specs:
+        click.echo(spec.signature)
+        if name:
+            click.echo("")
+            for arg in spec.args:
+                click.echo(f"  {arg.name}: {arg.doc}" if arg.doc else f"  {arg.name}")
+            click.echo("")
+            click.echo(spec.doc)
+            for example in spec.examples:
+                click.echo(f"  e.g. {example}")
+        else:
+            click.echo(f"    {spec.doc.splitlines()[0]}")
+
+
 # ---- writing ---------------------------------------------------------------------------
 
 @cli.group()

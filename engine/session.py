@@ -13,6 +13,7 @@ from catalogs.schemas import spec, sql_type
 from engine import rewrites
 from engine.backends import create_backend
 from engine.errors import UnsupportedStatementError
+from engine.sky_predicates import expand_sky_predicates
 from engine.sqlfront import parse_one, parse_statements
 
 DEFAULT_LAKE = "lake"
@@ -68,6 +69,7 @@ class Session:
 
     def bind(self, tree: exp.Expression) -> exp.Expression:
         """The tree with lake tables bound to the backend's snapshot relations."""
+        tree = expand_sky_predicates(tree)
         return rewrites.bind_tables(tree, self._relation)
 
     def _relation(self, ref: rewrites.TableRef) -> str:

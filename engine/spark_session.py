@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from engine.errors import BackendUnavailableError
@@ -82,6 +83,9 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
     if problem:
         raise BackendUnavailableError(problem)
     settings = {**DEFAULTS, **conf}
+    # Python workers must be this interpreter, which has astrolake and its libraries.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     # JVM options must be given before the JVM starts: quiet logging, the driver's memory.
     submit = [f"--driver-memory {settings['spark.driver.memory']}",
               f"--driver-java-options -Dlog4j2.configurationFile=file:{LOG4J}"]

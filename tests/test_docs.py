@@ -13,7 +13,7 @@ from catalogs.schemas import CATALOG, sql_type
 from engine.cli import cli, main
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs").glob("*/*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 
@@ -96,3 +96,13 @@ def test_console_examples_run(doc, workdir, capsys):
 def test_python_examples_run(doc, workdir):
     for example in blocks(doc, "python"):
         exec(compile(example, str(doc), "exec"), {})
+
+
+def test_every_function_is_documented():
+    from udfs.registry import ERROR_SUFFIX, all_functions
+
+    text = "\n".join(p.read_text() for p in [ROOT / "docs" / "functions.md", *(ROOT / "docs" / "functions").glob("*.md")])
+    for spec in all_functions():
+        if spec.name.endswith(ERROR_SUFFIX):
+            continue  # the companions are documented once, in the rules of docs/functions.md
+        assert f"`{spec.name}(" in text, f"function {spec.name} is not documented under docs/functions"

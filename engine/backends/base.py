@@ -54,8 +54,11 @@ class Backend(ABC):
 
     def check_functions(self, tree: exp.Expression) -> None:
         """Fail at compile time on a function neither sqlglot nor this engine knows."""
+        calls = list(tree.find_all(exp.Anonymous))
+        if not calls:
+            return
         known = self.function_names()
-        for call in tree.find_all(exp.Anonymous):
+        for call in calls:
             name = call.name.lower()
             if name not in known:
                 raise UnsupportedFunctionError(

@@ -20,7 +20,7 @@ from sqlglot.schema import MappingSchema
 from catalogs.lake import Snapshot
 from catalogs.schemas import sql_type
 from engine.backends.base import Backend
-from engine.backends.spark_on_duckdb import apply_transforms, truncate_fractional_casts
+from engine.backends.spark_on_duckdb import apply_transforms, apply_typed_fixes
 from engine.errors import (
     CompileError,
     QueryError,
@@ -61,6 +61,11 @@ class DuckDBBackend(Backend):
             self.con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
             self.con.execute(f"SET memory_limit = {_quote_str(memory_limit)}")
+        from udfs import duckdb as duckdb_udfs
+        from udfs.registry import all_functions
+
+        self._library = all_functions()
+        duckdb_udfs.register(self.con, self._library)
         self._views: dict[tuple[str, int], str] = {}
         self._columns: dict[str, dict[str, str]] = {}  # view -> column -> Spark SQL type
         self._functions: set[str] | None = None
@@ -79,7 +84,7 @@ class DuckDBBackend(Backend):
 
     def adapt(self, tree: exp.Expression) -> exp.Expression:
         tree = apply_transforms(tree)
-        return truncate_fractional_casts(tree, MappingSchema(self._columns, dialect="spark"))
+        return apply_typed_fixes(tree, MappingSchema(self._columns, dialect="spark"))
 
     def _create_view(self, view: str, snapshot: Snapshot) -> None:
         if not snapshot.files:
@@ -105,14 +110,8 @@ class DuckDBBackend(Backend):
 
     def function_names(self) -> set[str]:
         if self._functions is None:
-            rows = self.con.execute("SELECT DISTINCT lower(function_name) FROM duckdb_functions()").fetchall()
-            self._functions = {r[0] for r in rows}
+            self._functions = _builtin_functions() | {s.name for s in self._library}
         return self._functions
-
-    def register_arrow_function(self, name, kernel, arg_types, return_type) -> None:
-        """Register a vectorized function (Arrow arrays in, Arrow array out)."""
-        self.con.create_function(name, kernel, arg_types, return_type, type="arrow")
-        self._functions = None
 
     # ---- running -----------------------------------------------------------------------
 
@@ -134,6 +133,18 @@ class DuckDBBackend(Backend):
 
     def close(self) -> None:
         self.con.close()
+
+
+_BUILTINS: set[str] = set()
+
+
+def _builtin_functions() -> set[str]:
+    """DuckDB's own function names, read once per process (it takes tens of milliseconds)."""
+    if not _BUILTINS:
+        with duckdb.connect(":memory:") as con:
+            rows = con.execute("SELECT DISTINCT lower(function_name) FROM duckdb_functions()").fetchall()
+        _BUILTINS.update(r[0] for r in rows)
+    return _BUILTINS
 
 
 _COLUMN_NOT_FOUND = re.compile(r'Referenced column "([^"]+)" not found')

@@ -41,6 +41,7 @@ class SparkBackend(Backend):
 
     def __init__(self, master: str | None = None, conf: dict[str, str] | None = None):
         self.spark = spark_session(master, conf or {})
+        _register_functions(self.spark)
         self._views: dict[tuple[str, str, int], str] = {}
         self._functions: set[str] | None = None
 
@@ -141,6 +142,20 @@ class SparkBackend(Backend):
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+_REGISTERED: set[int] = set()
+
+
+def _register_functions(spark) -> None:
+    """The function library as Arrow UDFs, once per SparkSession."""
+    if id(spark) in _REGISTERED:
+        return
+    from udfs import spark as spark_udfs
+    from udfs.registry import all_functions
+
+    spark_udfs.register(spark, all_functions())
+    _REGISTERED.add(id(spark))
+
 
 def _nullable(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_nullable(True) for f in schema], metadata=schema.metadata)
@@ -261,6 +276,8 @@ def translate(error: Exception) -> Exception:
         return UnsupportedFunctionError(f"function '{routine}' is not supported on spark")
     if "user-supplied" in str(error) or condition == "USER_RAISED_EXCEPTION":
         return QueryError(_user_message(error))
+    if "exception was thrown from the Python worker" in str(error):
+        return QueryError("a function failed in a Spark Python worker: " + _python_error(error))
     module = type(error).__module__
     name = type(error).__name__
     if name in ("ParseException", "AnalysisException") or condition.startswith("PARSE"):
@@ -270,6 +287,13 @@ def translate(error: Exception) -> Exception:
     if module.startswith(("pyspark", "py4j")):
         return QueryError(_one_line(error))
     return QueryError(_one_line(error))
+
+
+def _python_error(error) -> str:
+    """The last line of the Python traceback inside a Spark error: the exception itself."""
+    lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+    errors = [l for l in lines if re.match(r"^[A-Za-z_.]+(Error|Exception): ", l)]
+    return errors[-1] if errors else _one_line(error)
 
 
 def _user_message(error) -> str:

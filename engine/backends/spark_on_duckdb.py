@@ -59,33 +59,72 @@ TRANSFORMS: Mapping[type, callable] = {
 }
 
 
+# Spark answers these with a 32-bit INT where DuckDB answers with a BIGINT: cast, so a table
+# made by CREATE TABLE AS has the same schema whichever engine made it.
+SPARK_INT_RESULTS = (exp.Year, exp.Month, exp.Day, exp.DayOfMonth, exp.Hour, exp.Minute, exp.Second,
+                     exp.DateDiff, exp.DayOfWeek, exp.DayOfYear, exp.WeekOfYear, exp.Quarter, exp.Length,
+                     exp.StrPosition, exp.ArraySize)
+SPARK_INT_WINDOWS = (exp.RowNumber, exp.Rank, exp.DenseRank, exp.Ntile)
+SPARK_INT_NAMED = {"cardinality"}
+_INT = exp.DataType.build("INT")
+SPARK_DOUBLE_RESULTS = (exp.Sign,)  # Spark's sign/signum is a DOUBLE; DuckDB's a TINYINT
+_DOUBLE = exp.DataType.build("DOUBLE")
+
+
+def _spark_int(node: exp.Expression) -> bool:
+    if isinstance(node, SPARK_INT_RESULTS):
+        return True
+    if isinstance(node, exp.Window):
+        return isinstance(node.this, SPARK_INT_WINDOWS)
+    return isinstance(node, exp.Anonymous) and node.name.lower() in SPARK_INT_NAMED
+
+
 def apply_transforms(tree: exp.Expression) -> exp.Expression:
     def visit(node):
         transform = TRANSFORMS.get(type(node))
-        return transform(node) if transform else node
+        result = transform(node) if transform else node
+        if _spark_int(node):
+            return exp.cast(result, _INT)
+        return exp.cast(result, _DOUBLE) if isinstance(node, SPARK_DOUBLE_RESULTS) else result
 
     return tree.transform(visit, copy=True)
 
 
-def truncate_fractional_casts(tree: exp.Expression, schema: dict[str, dict[str, str]]) -> exp.Expression:
-    """Spark truncates a fraction cast to an integer (3.9 -> 3); DuckDB rounds (-> 4).
+def _is_integral_cast(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Cast) and node.to.this in _INTEGRAL
 
-    The operand's type comes from sqlglot's type annotation over the lake's schemas; a cast whose
-    operand type is unknown is left alone.
+
+def _is_sum(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Sum)
+
+
+def apply_typed_fixes(tree: exp.Expression, schema) -> exp.Expression:
+    """The differences that depend on an operand's type, found by sqlglot's type annotation
+    over the lake's schemas (an operand of unknown type is left alone):
+
+    - Spark truncates a fraction cast to an integer (3.9 -> 3); DuckDB rounds (-> 4).
+    - Spark's sum of integers is a BIGINT; DuckDB's is a 128-bit HUGEINT (a decimal in Arrow).
     """
-    casts = [c for c in tree.find_all(exp.Cast, bfs=False) if c.to.this in _INTEGRAL]
-    if not casts:
+    wanted = [n for n in tree.find_all(exp.Cast, exp.Sum, bfs=False) if _is_integral_cast(n) or _is_sum(n)]
+    if not wanted:
         return tree
     try:
         typed = annotate_types(qualify_columns(tree.copy(), schema=schema, allow_partial_qualification=True),
                                schema=schema, dialect="duckdb")
     except (OptimizeError, KeyError, ValueError):
         return tree
-    typed_casts = [c for c in typed.find_all(exp.Cast, bfs=False) if c.to.this in _INTEGRAL]
-    if len(typed_casts) != len(casts):
+    annotated = [n for n in typed.find_all(exp.Cast, exp.Sum, bfs=False) if _is_integral_cast(n) or _is_sum(n)]
+    if len(annotated) != len(wanted):
         return tree
-    for original, annotated in zip(casts, typed_casts):
-        operand_type = annotated.this.type
-        if operand_type is not None and operand_type.this in _FRACTIONAL:
+    sums = []
+    for original, typed_node in zip(wanted, annotated):
+        operand_type = typed_node.this.type
+        if operand_type is None:
+            continue
+        if _is_integral_cast(original) and operand_type.this in _FRACTIONAL:
             original.set("this", exp.func("trunc", original.this))
+        elif _is_sum(original) and operand_type.this in _INTEGRAL:
+            sums.append(original)
+    for node in sums:
+        node.replace(exp.cast(node.copy(), exp.DataType.build("BIGINT")))
     return tree

@@ -39,3 +39,25 @@ def test_quick_run_writes_every_figure_with_a_ratio(tmp_path):
     assert sum("rows/s" in row for row in rows) == 2
     assert sum("goal ≤ 1.2" in row for row in rows) == 2
     assert "VERSION AS OF 2" in report
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_spark_bench_keeps_the_other_sections(tmp_path):
+    from tests.conftest import SPARK_MISSING
+
+    if SPARK_MISSING:
+        pytest.skip(SPARK_MISSING)
+    from bench.sections import sections, write_section
+    from bench.spark_bench import main
+
+    report_path = tmp_path / "benchmarks.md"
+    write_section(report_path, "spine", "# Benchmarks\nthe spine's figures\n")
+    assert main(["--sizes", "20000", "--runs", "1", "--work", str(tmp_path / "work"),
+                 "--output", str(report_path)]) == 0
+    found = sections(report_path.read_text())
+    assert found["spine"] == "# Benchmarks\nthe spine's figures\n"
+    spark = found["spark"]
+    assert "Session start" in spark and "| 20,000 |" in spark
+    assert re.search(r"\*\*\d+\.\d\d\*\* \(goal ≤ 1.2", spark)
+    assert "data files committed" in spark and "Delta log entries added | 1 (one commit)" in spark

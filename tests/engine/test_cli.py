@@ -190,5 +190,15 @@ def test_version_and_help(cli):
     assert code == 0 and "astrolake" in out
     code, out, _ = cli("--help")
     assert code == 0
-    for command in ("sql", "shell", "tables", "describe", "history", "ingest", "demo", "explain"):
+    for command in ("sql", "shell", "tables", "describe", "history", "ingest", "demo", "explain", "functions"):
         assert f"  {command}" in out
+
+
+def test_functions_lists_the_library(cli):
+    code, out, _ = cli("functions")
+    assert code == 0
+    assert "distance(ra1_deg double, dec1_deg double, ra2_deg double, dec2_deg double) -> double" in out
+    code, out, _ = cli("functions", "distance")
+    assert code == 0 and "Vincenty" in out and "e.g. SELECT distance(" in out
+    code, _, err = cli("functions", "distanse")
+    assert code == 1 and "did you mean 'distance'" in err

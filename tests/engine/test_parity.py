@@ -217,9 +217,27 @@ def ordered(sql: str) -> bool:
     return bool(re.search(r"ORDER BY [^)]*$", sql, re.I))
 
 
+def _kind(arrow_type) -> str:
+    """A column type as a user sees it: string widths and list offsets do not matter."""
+    import pyarrow as pa
+
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return f"array<{_kind(arrow_type.value_type)}>"
+    if pa.types.is_struct(arrow_type):
+        return "struct<" + ",".join(f"{f.name}:{_kind(f.type)}" for f in arrow_type) + ">"
+    if pa.types.is_timestamp(arrow_type):
+        return f"timestamp[{arrow_type.tz}]"
+    if pa.types.is_decimal(arrow_type):  # the engines' precision rules differ; the scale must not
+        return f"decimal(*, {arrow_type.scale})"
+    return str(arrow_type)
+
+
 def assert_same_result(a, b, is_ordered: bool) -> None:
     rows_a, rows_b = _rows(a), _rows(b)
     assert a.num_columns == b.num_columns, (a.schema, b.schema)
+    assert [_kind(f.type) for f in a.schema] == [_kind(f.type) for f in b.schema], (a.schema, b.schema)
     assert len(rows_a) == len(rows_b), (rows_a[:5], rows_b[:5])
     if not is_ordered:
         rows_a, rows_b = sorted(rows_a, key=_sort_key), sorted(rows_b, key=_sort_key)
