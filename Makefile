@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LAKE ?= lake
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench bench-spark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Spark next to plain Spark and DuckDB at 10M and 100M events (needs Java 17; several minutes).
+bench-spark: $(STAMP)
+	$(BIN)/python -m bench.spark_bench
 
 clean:
 	rm -rf $(VENV) $(LAKE) bench/work
