@@ -13,10 +13,11 @@ import datetime as dt
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -46,6 +47,7 @@ class Snapshot:
     schema: pa.Schema
     partition_by: tuple[str, ...]
     location: str = ""
+    pruned: bool = False  # some files were skipped by their statistics (Lake.prune)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Lake:
         self.root = Path(root).absolute()
         self._latest: dict[str, DeltaTable] = {}
         self._snapshots: dict[tuple[str, int], Snapshot] = {}
+        self._stats: dict[tuple[str, int], pa.Table] = {}
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
             for table_spec in CATALOG.values():
@@ -169,6 +172,42 @@ class Lake:
                 location=str(self.path(name)),
             )
         return self._snapshots[key]
+
+    def prune(self, snapshot: Snapshot, bounds) -> Snapshot:
+        """The snapshot without the files whose min/max statistics in the Delta log show that no
+        row can satisfy ``bounds`` (``rewrites.Bound``: column, op, number). Only numeric columns
+        are used; a file without statistics for a column is kept."""
+        if not bounds or not snapshot.files:
+            return snapshot
+        stats = self._file_stats(snapshot)
+        keep = np.ones(stats.num_rows, dtype=bool)
+        for bound in bounds:
+            lo_name, hi_name = f"min.{bound.column}", f"max.{bound.column}"
+            if lo_name not in stats.column_names or not pa.types.is_integer(stats[lo_name].type) \
+                    and not pa.types.is_floating(stats[lo_name].type):
+                continue
+            lo = stats[lo_name].to_numpy(zero_copy_only=False).astype(float)  # NULL -> nan: kept below
+            hi = stats[hi_name].to_numpy(zero_copy_only=False).astype(float)
+            with np.errstate(invalid="ignore"):
+                excluded = {
+                    ">": hi <= bound.value, ">=": hi < bound.value,
+                    "<": lo >= bound.value, "<=": lo > bound.value,
+                    "=": (lo > bound.value) | (hi < bound.value),
+                }[bound.op]
+            keep &= ~excluded
+        if keep.all():
+            return snapshot
+        dropped = {str(Path(snapshot.location) / unquote(p)) for p, k in zip(stats["path"].to_pylist(), keep) if not k}
+        files = tuple(f for f in snapshot.files if str(Path(f)) not in dropped)
+        return replace(snapshot, files=files, pruned=True)
+
+    def _file_stats(self, snapshot: Snapshot) -> pa.Table:
+        key = (snapshot.table, snapshot.version)
+        if key not in self._stats:
+            latest = self.delta_table(snapshot.table)
+            table = latest if latest.version() == snapshot.version else self._load_version(snapshot.table, snapshot.version)
+            self._stats[key] = pa.table(table.get_add_actions(flatten=True))
+        return self._stats[key]
 
     def _load_version(self, name: str, version: int) -> DeltaTable:
         try:

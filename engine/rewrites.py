@@ -16,23 +16,81 @@ from engine.errors import CompileError
 
 
 @dataclass(frozen=True)
+class Bound:
+    """``column op value`` that every row the query keeps from a table satisfies (op: < <= = >= >)."""
+
+    column: str
+    op: str
+    value: float
+
+
+@dataclass(frozen=True)
 class TableRef:
-    """A lake table as a query names it: latest, or ``VERSION AS OF`` / ``TIMESTAMP AS OF``."""
+    """A lake table as a query names it: latest, or ``VERSION AS OF`` / ``TIMESTAMP AS OF``, and the
+    bounds its WHERE clause puts on numeric columns (used to skip files by their statistics)."""
 
     name: str
     version: int | None = None
     timestamp: str | None = None
+    bounds: tuple[Bound, ...] = ()
 
 
 def _cte_names(tree: exp.Expression) -> set[str]:
     return {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
 
 
+_COMPARISONS = {exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<=", exp.EQ: "="}
+_MIRROR = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}
+
+
+def _number(node: exp.Expression) -> float | None:
+    if isinstance(node, exp.Neg):
+        value = _number(node.this)
+        return None if value is None else -value
+    if isinstance(node, exp.Literal) and not node.is_string:
+        try:
+            return float(node.this)
+        except ValueError:
+            return None
+    return None
+
+
+def bounds(table: exp.Table) -> tuple[Bound, ...]:
+    """The bounds on ``table``'s columns from the top-level AND-ed comparisons with numeric literals
+    in the WHERE clause of the SELECT whose FROM or JOIN names it. Any row such a WHERE keeps
+    satisfies them, whatever the joins, so a file whose min/max excludes them can be skipped."""
+    source = table.parent
+    select = source.parent if isinstance(source, (exp.From, exp.Join)) else None
+    if not isinstance(select, exp.Select) or select.args.get("where") is None:
+        return ()
+    sources = (1 if select.args.get("from_") or select.args.get("from") else 0) + len(select.args.get("joins") or [])
+    name = table.alias_or_name
+    found = []
+    for conjunct in select.args["where"].this.flatten() if isinstance(select.args["where"].this, exp.And) \
+            else [select.args["where"].this]:
+        pairs = []
+        if type(conjunct) in _COMPARISONS:
+            op = _COMPARISONS[type(conjunct)]
+            left, right = conjunct.this, conjunct.expression
+            if isinstance(left, exp.Column) and _number(right) is not None:
+                pairs.append((left, op, _number(right)))
+            elif isinstance(right, exp.Column) and _number(left) is not None:
+                pairs.append((right, _MIRROR[op], _number(left)))
+        elif isinstance(conjunct, exp.Between) and isinstance(conjunct.this, exp.Column):
+            low, high = _number(conjunct.args.get("low")), _number(conjunct.args.get("high"))
+            if low is not None and high is not None:
+                pairs += [(conjunct.this, ">=", low), (conjunct.this, "<=", high)]
+        for column, op, value in pairs:
+            if column.table == name or (not column.table and sources == 1):
+                found.append(Bound(column.name, op, value))
+    return tuple(found)
+
+
 def table_ref(table: exp.Table) -> TableRef:
     """The TableRef of a table node; CompileError for time travel we cannot evaluate."""
     spec = table.args.get("version")
     if spec is None:
-        return TableRef(table.name)
+        return TableRef(table.name, bounds=bounds(table))
     kind = str(spec.name).upper()
     value = spec.expression
     if not isinstance(value, exp.Literal):
@@ -40,9 +98,9 @@ def table_ref(table: exp.Table) -> TableRef:
     if kind == "VERSION":
         if value.is_string or not value.is_int:
             raise CompileError(f"VERSION AS OF needs an integer version, got {value.sql(dialect='spark')}")
-        return TableRef(table.name, version=int(value.this))
+        return TableRef(table.name, version=int(value.this), bounds=bounds(table))
     if kind == "TIMESTAMP":
-        return TableRef(table.name, timestamp=str(value.this))
+        return TableRef(table.name, timestamp=str(value.this), bounds=bounds(table))
     raise CompileError(f"unsupported time travel: {kind} AS OF")
 
 

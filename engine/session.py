@@ -73,7 +73,8 @@ class Session:
         return rewrites.bind_tables(tree, self._relation)
 
     def _relation(self, ref: rewrites.TableRef) -> str:
-        return self.backend.relation(self.lake.snapshot(ref.name, ref.version, ref.timestamp))
+        snapshot = self.lake.snapshot(ref.name, ref.version, ref.timestamp)
+        return self.backend.relation(self.lake.prune(snapshot, ref.bounds))
 
     def compile(self, text: str) -> str:
         """The backend's SQL for one statement (what ``explain`` shows)."""

@@ -14,6 +14,16 @@ from engine.errors import CompileError, UnsupportedFunctionError, UnsupportedSta
 WRITE_MODES = ("append", "create", "replace")
 
 
+def subset_suffix(snapshot: Snapshot) -> str:
+    """'' for a whole snapshot; for one pruned by file statistics, a short id of its file list
+    (each engine caches one relation per distinct list)."""
+    import hashlib
+
+    if not snapshot.pruned:
+        return ""
+    return "_" + hashlib.sha1("\n".join(snapshot.files).encode()).hexdigest()[:8]
+
+
 class Backend(ABC):
     """An engine that reads lake snapshots and runs bound sqlglot trees."""
 

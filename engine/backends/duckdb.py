@@ -19,7 +19,7 @@ from sqlglot.schema import MappingSchema
 
 from catalogs.lake import Snapshot
 from catalogs.schemas import sql_type
-from engine.backends.base import Backend
+from engine.backends.base import Backend, subset_suffix
 from engine.backends.spark_on_duckdb import apply_transforms, apply_typed_fixes
 from engine.errors import (
     CompileError,
@@ -66,17 +66,17 @@ class DuckDBBackend(Backend):
 
         self._library = all_functions()
         duckdb_udfs.register(self.con, self._library)
-        self._views: dict[tuple[str, int], str] = {}
+        self._views: dict[tuple, str] = {}
         self._columns: dict[str, dict[str, str]] = {}  # view -> column -> Spark SQL type
         self._functions: set[str] | None = None
 
     # ---- tables ------------------------------------------------------------------------
 
     def relation(self, snapshot: Snapshot) -> str:
-        key = (snapshot.table, snapshot.version)
+        key = (snapshot.table, snapshot.version, snapshot.files)
         view = self._views.get(key)
         if view is None:
-            view = f"{snapshot.table}@v{snapshot.version}"
+            view = f"{snapshot.table}@v{snapshot.version}" + subset_suffix(snapshot)
             self._create_view(view, snapshot)
             self._views[key] = view
             self._columns[view] = {f.name: sql_type(f.type) for f in snapshot.schema}

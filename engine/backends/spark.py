@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from catalogs.lake import Lake, Snapshot
 from catalogs.schemas import spec
-from engine.backends.base import Backend, target_names
+from engine.backends.base import Backend, subset_suffix, target_names
 from engine.errors import (
     BackendUnavailableError,
     CompileError,
@@ -42,17 +42,17 @@ class SparkBackend(Backend):
     def __init__(self, master: str | None = None, conf: dict[str, str] | None = None):
         self.spark = spark_session(master, conf or {})
         _register_functions(self.spark)
-        self._views: dict[tuple[str, str, int], str] = {}
+        self._views: dict[tuple, str] = {}
         self._functions: set[str] | None = None
 
     # ---- tables ------------------------------------------------------------------------
 
     def relation(self, snapshot: Snapshot) -> str:
-        key = (snapshot.location, snapshot.table, snapshot.version)
+        key = (snapshot.location, snapshot.table, snapshot.version, snapshot.files)
         view = self._views.get(key)
         if view is None:
             place = hashlib.sha1(snapshot.location.encode()).hexdigest()[:10]
-            view = f"{snapshot.table}_v{snapshot.version}_{place}"
+            view = f"{snapshot.table}_v{snapshot.version}_{place}" + subset_suffix(snapshot)
             self.dataframe(snapshot).createOrReplaceTempView(view)
             self._views[key] = view
         return view

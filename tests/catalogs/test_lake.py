@@ -148,3 +148,19 @@ def test_history_lists_commits_newest_first(lake):
 def test_create_or_replace_of_a_new_table(lake):
     assert lake.create_table("fresh", pa.table({"x": [1]}), replace=True) == 0
     assert lake.append("fresh", pa.table({"x": [2]})) == 1
+
+
+def test_prune_skips_files_by_their_log_statistics(lake):
+    from engine.rewrites import Bound
+
+    lake.append("signal_events", events(3, 0, day=1))  # snr 20, 21, 22
+    lake.append("signal_events", events(3, 10, day=2).set_column(7, "snr", pa.array([50.0, 60.0, 70.0])))
+    snap = lake.snapshot("signal_events")
+    assert len(lake.prune(snap, (Bound("snr", ">", 30.0),)).files) == 1
+    assert len(lake.prune(snap, (Bound("snr", "<=", 20.0),)).files) == 1
+    assert len(lake.prune(snap, (Bound("snr", "=", 40.0),)).files) == 0
+    assert lake.prune(snap, (Bound("snr", ">=", 22.0),)) == snap  # both files may hold such rows
+    assert lake.prune(snap, (Bound("target", "=", 1.0),)) == snap  # not a numeric column: no pruning
+    assert lake.prune(snap, ()) == snap
+    old = lake.snapshot("signal_events", version=1)
+    assert lake.prune(old, (Bound("snr", ">", 30.0),)).files == ()

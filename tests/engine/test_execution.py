@@ -187,3 +187,33 @@ def test_timestamps_come_back_as_utc(demo_session):
     got = demo_session.sql("SELECT observed_at FROM signal_events WHERE snr = 1289.3")
     assert got.schema.field("observed_at").type == pa.timestamp("us", tz="UTC")
     assert got["observed_at"][0].as_py() == dt.datetime(2016, 9, 26, 18, 46, 13, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT count(*) AS n FROM signal_events WHERE snr > 1000",
+    "SELECT count(*) AS n FROM signal_events WHERE 1000 < snr AND freq_hz BETWEEN 8e9 AND 9e9",
+    "SELECT count(*) AS n FROM signal_events e LEFT JOIN targets t ON t.name = e.target WHERE e.snr > 250",
+    "SELECT count(*) AS n FROM (SELECT * FROM signal_events WHERE snr > 250) s WHERE snr < 400",
+    "SELECT count(*) AS n FROM signal_events WHERE snr > 1000 OR target = 'Vega'",
+    "SELECT count(*) AS n FROM signal_events WHERE snr = -1",
+])
+def test_file_skipping_by_log_statistics_keeps_answers(demo_session, demo_rows, sql):
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("signal_events", demo_rows)
+    con.register("targets", pa.table(Lake(demo_session.lake.root).delta_table("targets").to_pyarrow_table()))
+    assert demo_session.sql(sql)["n"][0].as_py() == con.execute(sql).fetchone()[0]
+
+
+def test_file_skipping_reads_fewer_files(demo_session):
+    tree = demo_session.bind(engine.sqlfront.parse_one("SELECT * FROM signal_events WHERE snr > 1000"))
+    from engine.rewrites import lake_tables
+
+    relation = lake_tables(tree)[0].name
+    assert re.search(r"_[0-9a-f]{8}$", relation)  # a relation over a subset of the files
+    whole = demo_session.lake.snapshot("signal_events")
+    from engine.rewrites import Bound
+
+    pruned = demo_session.lake.prune(whole, (Bound("snr", ">", 1000.0),))
+    assert 0 < len(pruned.files) < len(whole.files)

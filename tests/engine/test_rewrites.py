@@ -2,7 +2,7 @@ import pytest
 from sqlglot import exp
 
 from engine.errors import CompileError
-from engine.rewrites import TableRef, bind_tables, lake_tables, table_ref
+from engine.rewrites import Bound, TableRef, bind_tables, lake_tables, table_ref
 from engine.sqlfront import parse_one
 
 
@@ -34,7 +34,7 @@ def test_time_travel_refs():
 
 def test_ctes_are_not_lake_tables():
     sql, seen = bind("WITH strong AS (SELECT * FROM signal_events WHERE snr > 20) SELECT * FROM strong")
-    assert seen == [TableRef("signal_events")]
+    assert seen == [TableRef("signal_events", bounds=(Bound("snr", ">", 20.0),))]
     assert "FROM strong" in sql
 
 
@@ -58,3 +58,16 @@ def test_time_travel_we_cannot_evaluate(sql, message):
     table = parse_one(sql).find(exp.Table)
     with pytest.raises(CompileError, match=message):
         table_ref(table)
+
+
+@pytest.mark.parametrize("sql, want", [
+    ("SELECT * FROM t WHERE snr > 5 AND 2 >= beam AND x BETWEEN -1 AND 1",
+     [("snr", ">", 5.0), ("beam", "<=", 2.0), ("x", ">=", -1.0), ("x", "<=", 1.0)]),
+    ("SELECT * FROM t WHERE snr > 5 OR beam = 1", []),
+    ("SELECT * FROM t WHERE snr > '5'", []),
+    ("SELECT * FROM t a JOIN u b ON a.k = b.k WHERE a.snr > 5 AND snr > 6 AND b.f = 1", [("snr", ">", 5.0)]),
+    ("SELECT * FROM t WHERE snr IN (SELECT snr FROM u WHERE snr > 9)", []),
+])
+def test_bounds_from_where(sql, want):
+    table = next(t for t in parse_one(sql).find_all(exp.Table) if t.name == "t")
+    assert [(b.column, b.op, b.value) for b in table_ref(table).bounds] == want
