@@ -11,7 +11,6 @@ from pathlib import Path
 from engine.errors import BackendUnavailableError
 
 _SESSION = None
-_STARTED_WITH: tuple[str, tuple] | None = None
 
 LOG4J = Path(__file__).with_name("log4j2-spark.properties")
 
@@ -69,7 +68,7 @@ def _quiet_python_loggers() -> None:
 
 def spark_session(master: str | None = None, conf: dict[str, str] | None = None):
     """The process's SparkSession, started on first use with ``master`` and ``conf``."""
-    global _SESSION, _STARTED_WITH
+    global _SESSION
     master = master or os.environ.get("ASTROLAKE_SPARK_MASTER", "local[*]")
     conf = dict(conf or {})
     if _SESSION is not None and _SESSION._jsc is not None:
@@ -100,5 +99,4 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
         raise BackendUnavailableError(f"spark could not start ({master}): {text}") from e
     _SESSION.sparkContext.setLogLevel("ERROR")
     _quiet_python_loggers()
-    _STARTED_WITH = (master, tuple(sorted(conf.items())))
     return _SESSION

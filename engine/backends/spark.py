@@ -278,14 +278,11 @@ def translate(error: Exception) -> Exception:
         return QueryError(_user_message(error))
     if "exception was thrown from the Python worker" in str(error):
         return QueryError("a function failed in a Spark Python worker: " + _python_error(error))
-    module = type(error).__module__
     name = type(error).__name__
     if name in ("ParseException", "AnalysisException") or condition.startswith("PARSE"):
         return CompileError(_one_line(error))
     if "Py4JError" in name or name == "Py4JNetworkError" or "Java gateway" in str(error):
         return BackendUnavailableError(f"spark is not running: {_one_line(error)}")
-    if module.startswith(("pyspark", "py4j")):
-        return QueryError(_one_line(error))
     return QueryError(_one_line(error))
 
 
