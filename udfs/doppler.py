@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from catalogs.schemas import TIMESTAMP_UTC
 from udfs import observatories
-from udfs.registry import Arg, UdfSpec, register
+from udfs.registry import Arg, Categories, UdfSpec, register
 
 C_LIGHT = 299_792_458.0  # m/s, astropy.constants.c
 
@@ -372,26 +372,21 @@ def _ephemeris() -> _Ephemeris:
 
 # ---- the kernels -------------------------------------------------------------------------------
 
-def _site_slots(sites) -> tuple[np.ndarray, list]:
-    """Index of each row's observatory in ``observatories.codes()``, -1 if unknown; and the
-    distinct values, so that an unknown code can be named."""
-    sites = np.asarray(sites, dtype=object)
-    try:
-        import pandas as pd
-
-        codes, uniques = pd.factorize(sites)
-        uniques = list(uniques)
-    except ImportError:
-        encoded = pa.array(sites, pa.string()).dictionary_encode()
-        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        uniques = encoded.dictionary.to_pylist()
+def _site_slots(sites) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's observatory in ``observatories.codes()`` (-1 if unknown), and the rows'
+    codes as given (to name an unknown one). ``sites`` is ``Categories`` (from SQL) or strings."""
+    if not isinstance(sites, Categories):
+        encoded = pa.array(np.asarray(sites, dtype=object), pa.string()).dictionary_encode()
+        sites = Categories(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+                           encoded.dictionary.to_pylist())
     order = {code: i for i, code in enumerate(observatories.codes())}
     slot_of = []
-    for value in uniques:
+    for value in sites.values:
         obs = observatories.find(value) if isinstance(value, str) else None
         slot_of.append(order[obs.code] if obs is not None else -1)
-    slot_of.append(-1)  # pandas codes missing values as -1
-    return np.asarray(slot_of, dtype=np.int64)[codes], uniques
+    slot_of.append(-1)  # a NULL code
+    codes = np.where(sites.codes < 0, len(sites.values), sites.codes)
+    return np.asarray(slot_of, dtype=np.int64)[codes], sites
 
 
 def _as_us(observed_at) -> np.ndarray:
@@ -447,7 +442,7 @@ def barycentric_correction(observed_at, ra_deg, dec_deg, site, _freq=None):
     ra = np.asarray(ra_deg, dtype=np.float64)
     dec = np.asarray(dec_deg, dtype=np.float64)
     freq = None if _freq is None else np.asarray(_freq, dtype=np.float64)
-    slots, _ = _site_slots(site)
+    slots, sites = _site_slots(site)
     n = t_us.size
     eph = _ephemeris()
     result = np.empty(n)
@@ -483,25 +478,27 @@ def barycentric_correction(observed_at, ra_deg, dec_deg, site, _freq=None):
             out[rows] = v
     if bad is None:
         return result, None
-    return result, _reasons(bad, t_us, ra, dec, np.asarray(site, dtype=object), slots, freq)
+    return result, _reasons(bad, t_us, ra, dec, sites.to_objects(), slots, freq)
 
 
 def _velocity_kernel(observed_at, ra_deg, dec_deg, site):
-    values, errors = barycentric_correction(observed_at, ra_deg, dec_deg, site)
-    return values, (errors if errors is not None else [None] * len(values))
+    return barycentric_correction(observed_at, ra_deg, dec_deg, site)
 
 
 def _frequency_kernel(freq_hz, observed_at, ra_deg, dec_deg, site):
     freq = np.asarray(freq_hz, dtype=np.float64)
     velocity, errors = barycentric_correction(observed_at, ra_deg, dec_deg, site, _freq=freq)
-    return freq / (1.0 + velocity / C_LIGHT), (errors if errors is not None else [None] * len(freq))
+    velocity *= 1.0 / C_LIGHT
+    velocity += 1.0
+    return np.divide(freq, velocity, out=velocity), errors
 
 
 _SKY_ARGS = (
     Arg("observed_at", TIMESTAMP_UTC, "UTC time of the observation"),
     Arg("ra_deg", pa.float64(), "right ascension (ICRS) of the target, degrees"),
     Arg("dec_deg", pa.float64(), "declination (ICRS) of the target, degrees"),
-    Arg("site", pa.string(), "observatory code (GBT, Parkes, ATA, FAST, MeerKAT, ...; case-insensitive)"),
+    Arg("site", pa.string(), "observatory code (GBT, Parkes, ATA, FAST, MeerKAT, ...; case-insensitive)",
+        categorical=True),
 )
 
 BARYCENTRIC_VELOCITY_MS = register(UdfSpec(

@@ -24,9 +24,29 @@ ERROR_SUFFIX = "_error"
 
 @dataclass(frozen=True)
 class Arg:
+    """An argument: its name (with units), Arrow type and doc. A string argument with few
+    distinct values (an observatory code) may be declared ``categorical``: the kernel then gets a
+    ``Categories`` instead of one Python string per row, which costs far less to make."""
+
     name: str
     type: pa.DataType
     doc: str = ""
+    categorical: bool = False
+
+
+@dataclass(frozen=True)
+class Categories:
+    """A categorical string column: ``values[codes[i]]`` is row i's value."""
+
+    codes: np.ndarray  # int32 per row
+    values: list
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def to_objects(self) -> np.ndarray:
+        """One Python string per row (for the few rows an error message names)."""
+        return np.asarray(self.values + [None], dtype=object)[:-1][self.codes]
 
 
 @dataclass(frozen=True)
@@ -37,7 +57,9 @@ class UdfSpec:
     arrays of str, binary values as object arrays of read-only memoryviews (use ``len()`` and
     ``np.frombuffer``), timestamps as datetime64[us] UTC) and returns an array of results of the
     same length (numpy, a list, or a pyarrow array), or, when ``reports_errors``, a pair
-    ``(results, errors)`` where ``errors[i]`` is None or the reason row i has no result.
+    ``(results, errors)`` where ``errors[i]`` is None or the reason row i has no result, and
+    ``errors`` itself is None when every row has one (the fast path: no per-row Python work).
+    A ``categorical`` string argument arrives as ``Categories``.
     """
 
     name: str
@@ -66,7 +88,9 @@ class UdfSpec:
         kernel = self.kernel
 
         def reasons(*columns):
-            _, errors = kernel(*columns)
+            results, errors = kernel(*columns)
+            if errors is None:
+                return pa.nulls(len(results), pa.string())
             return pa.array(list(errors), pa.string())
 
         return UdfSpec(
@@ -110,11 +134,22 @@ def _binary_views(column: pa.Array) -> np.ndarray:
     return views
 
 
-def _to_numpy(column: pa.Array) -> np.ndarray:
+def _categories(column: pa.Array) -> Categories:
+    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return Categories(codes, encoded.dictionary.to_pylist())
+
+
+def _to_numpy(column: pa.Array, arg: Arg) -> np.ndarray | Categories:
+    if arg.categorical:
+        return _categories(column)
     if (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)) and not column.null_count:
         return _binary_views(column)
     if pa.types.is_timestamp(column.type):
-        column = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).cast(pa.timestamp("us"))
+        if column.type.unit != "us":
+            column = column.cast(pa.timestamp("us", tz=column.type.tz))
+        # an Arrow timestamp is an int64 count since the epoch in UTC, whatever its time zone
+        return column.view(pa.int64()).to_numpy(zero_copy_only=False).view("datetime64[us]")
     if pa.types.is_struct(column.type) or pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
         return np.array(column.to_pylist() + [None], dtype=object)[:-1]
     return column.to_numpy(zero_copy_only=False)
@@ -133,7 +168,7 @@ def evaluate(spec: UdfSpec, columns: list) -> pa.Array:
     rows = np.flatnonzero(valid)
     if rows.size == 0:
         return pa.nulls(n, spec.returns)
-    taken = [_to_numpy(c if rows.size == n else c.take(pa.array(rows))) for c in columns]
+    taken = [_to_numpy(c if rows.size == n else c.take(pa.array(rows)), a) for c, a in zip(columns, spec.args)]
     result = spec.kernel(*taken)
     errors = None
     if spec.reports_errors:

@@ -20,6 +20,7 @@ from sqlglot.schema import MappingSchema
 from catalogs.lake import Snapshot
 from catalogs.schemas import sql_type
 from engine.backends.base import Backend, subset_suffix
+from engine.backends.lateral_views import rewrite_lateral_views
 from engine.backends.spark_on_duckdb import apply_transforms, apply_typed_fixes
 from engine.errors import (
     CompileError,
@@ -84,7 +85,8 @@ class DuckDBBackend(Backend):
 
     def adapt(self, tree: exp.Expression) -> exp.Expression:
         tree = apply_transforms(tree)
-        return apply_typed_fixes(tree, MappingSchema(self._columns, dialect="spark"))
+        tree = apply_typed_fixes(tree, MappingSchema(self._columns, dialect="spark"))
+        return rewrite_lateral_views(tree)
 
     def _create_view(self, view: str, snapshot: Snapshot) -> None:
         if not snapshot.files:

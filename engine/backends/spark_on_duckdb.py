@@ -98,14 +98,23 @@ def _is_sum(node: exp.Expression) -> bool:
     return isinstance(node, exp.Sum)
 
 
+_BINARY = {exp.DataType.Type.BINARY, exp.DataType.Type.VARBINARY}
+_TYPED = (exp.Cast, exp.Sum, exp.Length)
+
+
+def _wanted(node: exp.Expression) -> bool:
+    return _is_integral_cast(node) or _is_sum(node) or isinstance(node, exp.Length)
+
+
 def apply_typed_fixes(tree: exp.Expression, schema) -> exp.Expression:
     """The differences that depend on an operand's type, found by sqlglot's type annotation
     over the lake's schemas (an operand of unknown type is left alone):
 
     - Spark truncates a fraction cast to an integer (3.9 -> 3); DuckDB rounds (-> 4).
     - Spark's sum of integers is a BIGINT; DuckDB's is a 128-bit HUGEINT (a decimal in Arrow).
+    - Spark's length of a BINARY is its number of bytes; DuckDB's length takes no BLOB.
     """
-    wanted = [n for n in tree.find_all(exp.Cast, exp.Sum, bfs=False) if _is_integral_cast(n) or _is_sum(n)]
+    wanted = [n for n in tree.find_all(*_TYPED, bfs=False) if _wanted(n)]
     if not wanted:
         return tree
     try:
@@ -113,7 +122,7 @@ def apply_typed_fixes(tree: exp.Expression, schema) -> exp.Expression:
                                schema=schema, dialect="duckdb")
     except (OptimizeError, KeyError, ValueError):
         return tree
-    annotated = [n for n in typed.find_all(exp.Cast, exp.Sum, bfs=False) if _is_integral_cast(n) or _is_sum(n)]
+    annotated = [n for n in typed.find_all(*_TYPED, bfs=False) if _wanted(n)]
     if len(annotated) != len(wanted):
         return tree
     sums = []
@@ -125,6 +134,8 @@ def apply_typed_fixes(tree: exp.Expression, schema) -> exp.Expression:
             original.set("this", exp.func("trunc", original.this))
         elif _is_sum(original) and operand_type.this in _INTEGRAL:
             sums.append(original)
+        elif isinstance(original, exp.Length) and operand_type.this in _BINARY:
+            original.replace(exp.func("octet_length", original.this))
     for node in sums:
         node.replace(exp.cast(node.copy(), exp.DataType.build("BIGINT")))
     return tree

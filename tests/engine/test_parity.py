@@ -133,6 +133,7 @@ CORPUS = [
     C("SELECT max(planets) AS most, min(discovered) AS earliest, avg(distance_ly) AS mean_ly FROM targets"),
     # ---- strings
     C("SELECT upper(name) AS u, lower(name) AS l, length(name) AS len FROM targets"),
+    C("SELECT length(CAST(name AS BINARY)) AS n_bytes, length(CAST(NULL AS BINARY)) AS none FROM targets"),
     C("SELECT concat(name, ' (', coalesce(kind, '?'), ')') AS label FROM targets"),
     C("SELECT substring(name, 1, 4) AS prefix, substr(name, -2) AS suffix FROM targets"),
     C("SELECT trim('  x  ') AS t, ltrim('  x') AS l, rtrim('x  ') AS r, lpad('7', 3, '0') AS p, rpad('7', 3, '-') AS q"),

@@ -87,7 +87,7 @@ def test_doppler_correct_is_astropys_rule_for_applying_the_correction(sample):
     freq = np.random.default_rng(3).uniform(1e8, 1e10, len(t))
     spec = get("doppler_correct")
     f_bary, errors = spec.kernel(freq, t, ra, dec, site)
-    assert all(e is None for e in errors)
+    assert errors is None  # every row has a value
     v = astropy_velocity(t, ra, dec, site) * (u.m / u.s)
     # a signal of rest frequency f0 seen at freq: optical velocities, v_bary = v_topo + v + v_topo v / c
     f0 = 1.4204057517667e9 * u.Hz
