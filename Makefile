@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LAKE ?= lake
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-spark clean
+.PHONY: run test check bench bench-spark bench-dedoppler clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,18 @@ $(STAMP): pyproject.toml
 # Build the deterministic demo lake (once) and run every query in queries/ on embedded DuckDB.
 run: $(STAMP)
 	$(BIN)/astrolake --lake $(LAKE) demo
-	@for f in queries/*.sql; do \
+	@for f in queries/*.sql queries/*.sky; do \
 		echo; echo "== $$f"; \
-		$(BIN)/astrolake --lake $(LAKE) sql --file $$f || exit 1; \
+		$(BIN)/astrolake --lake $(LAKE) run $$f || exit 1; \
 	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The expected results in queries/ are those of the 20k-event demo lake (the tests' lake).
+check: $(STAMP)
+	$(BIN)/astrolake --lake lake-check demo --events 20000
+	$(BIN)/astrolake --lake lake-check check queries
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -31,5 +36,12 @@ bench: $(STAMP)
 bench-spark: $(STAMP)
 	$(BIN)/python -m bench.spark_bench
 
+# dedoppler next to turboSETI 2.3.2, which gets its own virtualenv (it needs numpy < 2).
+TURBO_VENV := bench/.turbo-venv
+bench-dedoppler: $(STAMP)
+	test -x $(TURBO_VENV)/bin/python || ($(PYTHON) -m venv $(TURBO_VENV) && \
+		$(TURBO_VENV)/bin/python -m pip install --quiet 'numpy<2' turbo_seti==2.3.2)
+	$(BIN)/python -m bench.dedoppler_bench
+
 clean:
-	rm -rf $(VENV) $(LAKE) bench/work
+	rm -rf $(VENV) $(LAKE) lake-check bench/work

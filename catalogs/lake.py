@@ -298,8 +298,27 @@ class Lake:
         later ``already_committed(name, app_id)`` is true exactly when these rows are in.
         """
         self._check_known(name)
+        self.add_missing_columns(name)
         data = self.conform(name, data)
         return self._write(name, data, mode="append", app_ids=app_ids, note=note)
+
+    def add_missing_columns(self, name: str) -> None:
+        """Schema evolution of a catalog table made by an older astrolake: the nullable catalog
+        columns the table lacks are added (one metadata-only commit, once); old rows read NULL."""
+        table_spec = spec(name)
+        if table_spec is None:
+            return
+        table = self.delta_table(name)
+        have = set(_arrow_schema(table).names)
+        missing = [f for f in table_spec.schema if f.name not in have and f.nullable]
+        if missing:
+            from deltalake import Field
+
+            try:
+                table.alter.add_columns([Field.from_arrow(f) for f in missing])
+            except DeltaError as e:
+                raise LakeError(f"cannot add columns {', '.join(f.name for f in missing)} to table '{name}': {e}") from e
+            self._latest.pop(name, None)
 
     def create_table(self, name: str, data: pa.Table, replace: bool = False, note: str = "") -> int:
         """Create (or with ``replace``, overwrite) a user table from rows: CREATE TABLE AS."""
@@ -319,23 +338,25 @@ class Lake:
 
     def commit_files(
         self, name: str, relpaths: list[str], mode: str, schema: pa.Schema,
-        partition_by: tuple[str, ...] = (), note: str = "",
+        partition_by: tuple[str, ...] = (), note: str = "", app_ids: tuple[str, ...] = (),
     ) -> int:
         """Commit Parquet files another engine wrote inside the table's folder, in one commit.
 
         ``mode`` is "append" (to an existing table), "create" (a new table) or "replace"
         (overwrite an existing table, schema included). Partition values come from the
         ``key=value`` folders above each file; min/max/null statistics from its footer.
-        Until this commit the files are invisible to every reader.
+        Until this commit the files are invisible to every reader. ``app_ids`` are recorded as
+        Delta application transactions in the same commit (as in ``append``).
         """
         root = self.path(name)
         actions = [_add_action(root, rel, partition_by) for rel in relpaths]
         data_schema = pa.schema([f for f in schema if f.name not in partition_by])
         for rel in relpaths:
             _check_file_schema(root / rel, data_schema, name)
-        props = _commit_properties((), note)
+        props = _commit_properties(app_ids, note)
         try:
             if mode == "append":
+                self.add_missing_columns(name)
                 table = self.delta_table(name)
                 table.create_write_transaction(
                     actions, mode="append", schema=table.schema(),

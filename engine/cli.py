@@ -138,9 +138,26 @@ def shell():
 
 @cli.command()
 @click.argument("query")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="bind a $parameter of a Sky query (repeatable)")
 @common_options
-def explain(query):
-    """Show the engine's SQL and plan for a query."""
+def explain(query, params):
+    """Show the engine's SQL and plan for a query: SQL text, or a .sky or .sql file."""
+    if query.endswith((".sky", ".sql")) and Path(query).is_file():
+        from engine.cli_sky import parse_params, read_query
+
+        text = read_query(query)
+        if query.endswith(".sky"):
+            with _session() as session:
+                bound = parse_params(params)
+                tree = session.sky_tree(text, bound)
+                click.echo(f"-- Spark SQL\n{tree.sql(dialect='spark', pretty=True)}\n")
+                click.echo(f"-- {session.engine} SQL\n{session.compile_sky(text, bound)}\n")
+                click.echo(f"-- {session.engine} plan\n{session.explain_sky(text, bound)}")
+            return
+        from engine.dsl.expect import split_expect
+
+        query = split_expect(text)[0]
     with _session() as session:
         click.echo(f"-- {session.engine} SQL\n{session.compile(query)}\n")
         click.echo(f"-- {session.engine} plan\n{session.explain(query)}")
@@ -250,6 +267,11 @@ def demo(events, seed):
 
     click.echo(build_demo(_lake(), n_events=events, seed=seed))
 
+from engine import cli_ingest  # noqa: E402,F401  (registers the file ingest commands)
+
+
+from engine import cli_sky  # noqa: E402,F401  (registers its commands)
+
 
 # ---- entry point -----------------------------------------------------------------------
 
@@ -270,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         if obj.get("debug") or "--debug" in argv:
             traceback.print_exc()
         message = str(e)
-        if isinstance(e, IngestError) or "\n" not in message:
+        if isinstance(e, IngestError) or getattr(e, "multiline", False) or "\n" not in message:
             click.echo(f"error: {message}", err=True)
         else:
             click.echo(f"error: {message.splitlines()[0]}", err=True)
@@ -284,4 +306,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # ``python -m engine.cli``: run the importable module, whose group the cli_* modules extend
+    from engine.cli import main as _main
+
+    _main()

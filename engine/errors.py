@@ -43,6 +43,42 @@ class UnsupportedStatementError(CompileError):
     """A statement kind astrolake does not run (e.g. UPDATE)."""
 
 
+class SkyError(EngineError):
+    """A Sky query that cannot be run: carries the 1-based line and column, and the message's
+    further lines show the query line with a caret under the place."""
+
+    multiline = True  # the CLI prints every line (the caret display), not just the first
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None, text: str | None = None):
+        self.line, self.column, self.reason = line, column, message
+        where = f" at line {line}, column {column}" if line else ""
+        detail = ""
+        if text is not None and line:
+            lines = text.splitlines() or [""]
+            source = lines[line - 1] if 0 < line <= len(lines) else ""
+            detail = f"\n  {source}\n  {' ' * max(column - 1, 0)}^"
+        super().__init__(f"{self.kind}{where}: {message}{detail}")
+
+    kind = "error"
+
+
+class SkySyntaxError(SkyError):
+    """The Sky text does not parse."""
+
+    kind = "syntax error"
+
+
+class SkyCompileError(SkyError, CompileError):
+    """The Sky query parses but means nothing runnable: unknown table or column, a unit of the wrong
+    kind, an unknown target name, an unbound parameter."""
+
+    kind = "error"
+
+
+class ExpectationError(EngineError):
+    """``astrolake check``: a query's result differs from its expected result (or it failed)."""
+
+
 class CatalogError(EngineError):
     """Unknown table or column, or a table that cannot be read."""
 
@@ -73,6 +109,14 @@ class IngestError(EngineError):
     def __init__(self, message: str, rejects: list | None = None):
         self.rejects = rejects or []
         super().__init__(message)
+
+
+class PartialIngest(IngestError):
+    """Some input files were rejected (and quarantined) while the good ones were committed.
+
+    Raised by the CLI after printing the ingest summary, so the call exits 3 ("partial")."""
+
+    exit_code = 3
 
 
 class UdfError(EngineError):

@@ -70,12 +70,11 @@ def test_sql_examples_run(doc, workdir, engine_name):
             assert result.num_columns > 0
 
 
-@pytest.mark.parametrize("doc", docs_with("console"), ids=lambda p: p.name)
-def test_console_examples_run(doc, workdir, capsys):
+def run_console_examples(doc, capsys, on_spark: bool):
     for block in blocks(doc, "console"):
         lines = block.splitlines()
         for i, line in enumerate(lines):
-            if not line.startswith("$ astrolake "):
+            if not line.startswith("$ astrolake ") or ("--engine spark" in line) != on_spark:
                 continue
             following = lines[i + 1] if i + 1 < len(lines) else ""
             expect_error = following.startswith("error:")
@@ -90,6 +89,24 @@ def test_console_examples_run(doc, workdir, capsys):
                 assert err.startswith(following), f"{doc.name}: {line}: {err!r}"
             else:
                 assert code == 0, f"{doc.name}: {line} failed: {err}"
+
+
+@pytest.mark.parametrize("doc", docs_with("console"), ids=lambda p: p.name)
+def test_console_examples_run(doc, workdir, capsys):
+    run_console_examples(doc, capsys, on_spark=False)
+
+
+SPARK_DOCS = [p for p in docs_with("console") if any("--engine spark" in b for b in blocks(p, "console"))]
+
+
+@pytest.mark.parametrize("doc", SPARK_DOCS, ids=lambda p: p.name)
+@pytest.mark.spark
+def test_console_examples_on_spark_run(doc, workdir, capsys):
+    from tests.conftest import SPARK_MISSING
+
+    if SPARK_MISSING:
+        pytest.skip(SPARK_MISSING)
+    run_console_examples(doc, capsys, on_spark=True)
 
 
 @pytest.mark.parametrize("doc", docs_with("python"), ids=lambda p: p.name)
