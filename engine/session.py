@@ -83,6 +83,30 @@ class Session:
     def explain(self, text: str) -> str:
         return self.backend.explain(self.bind(parse_one(text)))
 
+    # ---- Sky ---------------------------------------------------------------------------
+
+    def sky_tree(self, text: str, params: dict | None = None) -> exp.Expression:
+        """The sqlglot tree of a Sky query (the same kind ``parse_one`` makes from Spark SQL)."""
+        from engine.dsl.catalog import LakeCatalog
+        from engine.dsl.compiler import compile_sky
+
+        if getattr(self, "_sky_catalog", None) is None:
+            self._sky_catalog = LakeCatalog(self.lake)
+        return compile_sky(text, params, self._sky_catalog)
+
+    def sky(self, text: str, params: dict | None = None) -> pa.Table:
+        """Run a Sky query (engine/dsl); ``params`` binds its ``$name`` parameters."""
+        return self.execute(self.sky_tree(text, params))
+
+    def compile_sky(self, text: str, params: dict | None = None) -> str:
+        """The backend's SQL for a Sky query."""
+        tree = self.sky_tree(text, params)
+        return self.backend.compile(self.bind(tree.expression if not isinstance(tree, exp.Query) else tree))
+
+    def explain_sky(self, text: str, params: dict | None = None) -> str:
+        tree = self.sky_tree(text, params)
+        return self.backend.explain(self.bind(tree.expression if not isinstance(tree, exp.Query) else tree))
+
     # ---- writes ------------------------------------------------------------------------
 
     def _create_table_as(self, tree: exp.Create) -> pa.Table:

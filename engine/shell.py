@@ -26,6 +26,8 @@ HELP = """\
   \\d TABLE            describe a table: columns, units, rows, version
   \\history TABLE      the table's Delta commits (for VERSION AS OF n)
   \\timing [on|off]    show how long each statement takes
+  \\sky / \\sql         switch to Sky queries (also ending with ;) / back to SQL;
+                      in SQL mode, "sky from ... ;" runs one Sky query
   \\c                  clear the statement being typed
   \\?                  this help
   \\q                  quit (also Ctrl-D)
@@ -42,6 +44,7 @@ class Shell:
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.timing = False
+        self.language = "sql"  # or "sky" (\\sky switches)
         self.interactive = self.stdin.isatty()
         self._readline = None
 
@@ -105,7 +108,7 @@ class Shell:
                     continue
                 if line is None:
                     if buffer:
-                        self.run_sql("\n".join(buffer))
+                        self.run_text("\n".join(buffer))
                     break
                 stripped = line.strip()
                 if not buffer and stripped.startswith("\\"):
@@ -120,10 +123,33 @@ class Shell:
                 if stripped or buffer:
                     buffer.append(line)
                 if stripped.endswith(";"):
-                    self.run_sql("\n".join(buffer))
+                    self.run_text("\n".join(buffer))
                     buffer = []
         finally:
             self._save_history()
+
+    def run_text(self, text: str) -> None:
+        """Run what was typed: Sky in Sky mode or after a ``sky`` prefix, else SQL."""
+        head = text.lstrip()
+        if self.language == "sky" or head[:4].lower() == "sky " or head[:4].lower() == "sky\n":
+            body = head[4:] if head[:4].lower() in ("sky ", "sky\n") else text
+            self.run_sky(body.strip().rstrip(";"))
+        else:
+            self.run_sql(text)
+
+    def run_sky(self, text: str) -> None:
+        if not text.strip():
+            return
+        try:
+            started = time.perf_counter()
+            result = self.session.sky(text)
+            self.print(format_table(result, max_rows=1000))
+            if self.timing:
+                self.print(f"Time: {time.perf_counter() - started:.3f} s")
+        except EngineError as e:
+            self.print(f"error: {e}", err=True)
+        except KeyboardInterrupt:
+            self.print("cancelled", err=True)
 
     def run_sql(self, text: str) -> None:
         from engine.sqlfront import parse_statements
@@ -162,6 +188,9 @@ class Shell:
             elif name == "\\timing":
                 self.timing = {"on": True, "off": False}.get(argument.lower(), not self.timing)
                 self.print(f"Timing is {'on' if self.timing else 'off'}.")
+            elif name in ("\\sky", "\\sql"):
+                self.language = name[1:]
+                self.print(f"{'Sky' if self.language == 'sky' else 'SQL'} mode: queries end with ';'.")
             elif name == "\\c":
                 pass
             else:

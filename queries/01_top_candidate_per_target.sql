@@ -7,5 +7,5 @@ FROM (
   WHERE abs(drift_hz_s) > 0.01
 ) AS ranked
 WHERE rank = 1
-ORDER BY snr DESC
+ORDER BY snr DESC, target
 LIMIT 10;

@@ -7,5 +7,5 @@ FROM signal_events
 WHERE abs(drift_hz_s) < 0.02
 GROUP BY round(freq_hz / 1e4)
 HAVING count(DISTINCT target) >= 20
-ORDER BY hits DESC
+ORDER BY hits DESC, freq_mhz
 LIMIT 10;
