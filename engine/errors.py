@@ -52,14 +52,17 @@ class SkyError(EngineError):
     def __init__(self, message: str, line: int | None = None, column: int | None = None, text: str | None = None):
         self.line, self.column, self.reason = line, column, message
         where = f" at line {line}, column {column}" if line else ""
+        if not self.kind:  # the CLI says "error: " already: "error: line 2, column 5: ..."
+            where = where.removeprefix(" at ")
         detail = ""
         if text is not None and line:
             lines = text.splitlines() or [""]
             source = lines[line - 1] if 0 < line <= len(lines) else ""
             detail = f"\n  {source}\n  {' ' * max(column - 1, 0)}^"
-        super().__init__(f"{self.kind}{where}: {message}{detail}")
+        head = f"{self.kind}{where}" if self.kind or where else "error"
+        super().__init__(f"{head}: {message}{detail}")
 
-    kind = "error"
+    kind = ""
 
 
 class SkySyntaxError(SkyError):
@@ -72,7 +75,7 @@ class SkyCompileError(SkyError, CompileError):
     """The Sky query parses but means nothing runnable: unknown table or column, a unit of the wrong
     kind, an unknown target name, an unbound parameter."""
 
-    kind = "error"
+    kind = ""
 
 
 class ExpectationError(EngineError):

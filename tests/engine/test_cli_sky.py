@@ -45,7 +45,7 @@ def test_sky_errors_show_the_line_and_a_caret(capsys, lake_args, tmp_path):
     code, out, err = call(capsys, *lake_args, "run", str(path))
     assert code == 1 and out == ""
     assert err.splitlines() == [
-        "error: error at line 2, column 13: cannot compare drift (a drift rate in Hz/s) with 3 MHz (a frequency)",
+        "error: line 2, column 13: cannot compare drift (a drift rate in Hz/s) with 3 MHz (a frequency)",
         "  where drift < 3 MHz", "              ^"]
     assert "Traceback" not in err
 
