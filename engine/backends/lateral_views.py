@@ -9,7 +9,8 @@ the function reads. For a function of an image's pixels that hashes and copies m
     FROM (SELECT t.*, UNNEST(f(x)) AS s FROM t) AS t
 
 which has the same rows (none for a NULL or empty array), evaluates ``f`` once per row, and lets
-``t.col`` and ``s.field`` resolve as before. ``LATERAL VIEW OUTER explode`` keeps a row with NULL
+``t.col`` and ``s.field`` resolve as before. The WHERE conjuncts that read only the source's
+columns move below the generator, so ``f`` runs only on the rows they keep. ``LATERAL VIEW OUTER explode`` keeps a row with NULL
 for a NULL or empty array, which a select-list UNNEST cannot; it becomes ``LEFT JOIN LATERAL
 (SELECT UNNEST(...)) ON TRUE`` (sqlglot's own translation drops the OUTER). Other generators
 (``posexplode``, ``inline``, ...) are left to sqlglot.
@@ -45,11 +46,39 @@ def _lateral_tables(select: exp.Select) -> dict[str, str]:
     return names
 
 
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    if isinstance(node, exp.Paren) and isinstance(node.this, exp.And):
+        return _conjuncts(node.this)
+    return [node]
+
+
+def _split_where(select: exp.Select, generated: set[str]) -> tuple[list, list]:
+    """The WHERE conjuncts that read only the source's columns (they filter before the generator
+    runs: a filter on image_id must not extract every image first), and the rest."""
+    where = select.args.get("where")
+    if where is None:
+        return [], []
+    early, late = [], []
+    for part in _conjuncts(where.this):
+        names = {c.name for c in part.find_all(exp.Column)} | {c.table for c in part.find_all(exp.Column) if c.table}
+        plain = not part.find(exp.Subquery, exp.AggFunc, exp.Window, exp.Star)
+        (early if plain and not names & generated else late).append(part)
+    return early, late
+
+
 def _rewrite(select: exp.Select) -> exp.Select:
     source = select.args["from_"].this
     name = source.alias_or_name
     relation: exp.Expression = source
     views = _lateral_tables(select)
+    generated = set(views) | {lateral.args["alias"].columns[0].name for lateral in select.args["laterals"]}
+    early, late = _split_where(select, generated)
+    if early:
+        relation = exp.Subquery(this=exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier(name)))
+                                .from_(source.copy()).where(exp.and_(*[e.copy() for e in early])),
+                                alias=exp.TableAlias(this=exp.to_identifier(name)))
     for lateral in select.args["laterals"]:
         column = lateral.args["alias"].columns[0]
         array = lateral.this.this
@@ -65,6 +94,7 @@ def _rewrite(select: exp.Select) -> exp.Select:
     select = select.copy()
     select.set("laterals", None)
     select.set("from_", exp.From(this=relation))
+    select.set("where", exp.Where(this=exp.and_(*late)) if late else None)
     # ``v.s`` named the lateral view's column by its table alias: now it is the source's column
     for node in list(select.find_all(exp.Column)):
         if node.table in views and node.name == views[node.table]:  # v.s

@@ -62,3 +62,17 @@ def test_star_chained_views_and_filters_on_both_engines(demo_session):
         "SELECT name, count(*) AS n FROM targets LATERAL VIEW explode(aliases) a AS alias GROUP BY name ORDER BY name")
     assert dict(zip(grouped["name"].to_pylist(), grouped["n"].to_pylist())) == {
         n: len(a) for n, a in ALIASES.items() if a}
+
+
+def test_filters_on_the_source_run_before_the_generator():
+    sql = duckdb_sql("SELECT image_id, s.flux FROM images LATERAL VIEW explode(sep_extract(pixels, width, height, 1.5)) "
+                     "t AS s WHERE image_id = 'a' AND s.flux > 0 AND width > 10")
+    assert sql == ("SELECT image_id, s.flux FROM (SELECT images.*, UNNEST(SEP_EXTRACT(pixels, width, height, 1.5)) AS s "
+                   "FROM (SELECT images.* FROM images WHERE image_id = 'a' AND width > 10) AS images) AS images "
+                   "WHERE s.flux > 0")
+
+
+def test_filtered_explode_on_both_engines(demo_session):
+    result = demo_session.sql("SELECT name, alias FROM targets LATERAL VIEW explode(aliases) a AS alias "
+                              "WHERE name = 'Tau Ceti' AND alias LIKE 'HD%'")
+    assert result.to_pylist() == [{"name": "Tau Ceti", "alias": "HD 10700"}]
