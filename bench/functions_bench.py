@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from bench import DEFAULT_OUTPUT, DEFAULT_WORK_DIR, REPO_ROOT
 from bench.function_inputs import lake_with, star_field_images, voltage_snapshots
+from bench.machine import cpu_sample
 from bench.sections import write_section
 from bench.timing import settle, timed
 
@@ -259,10 +260,22 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**NOT met**"
 
 
-def render(results: Results, command: str, started: str, seconds: float) -> str:
+def others_share(start, children_start: float, seconds: float) -> float:
+    """Other processes' share of the machine's CPU since ``start`` (this process and its children
+    -- the ``astrolake sql`` runs -- left out)."""
+    end = cpu_sample()
+    times = os.times()
+    children = times.children_user + times.children_system - children_start
+    others = (end.busy_s - start.busy_s) - (end.own_s - start.own_s) - children
+    return max(0.0, others) / (seconds * (os.cpu_count() or 1))
+
+
+def render(results: Results, command: str, started: str, seconds: float, busy: float) -> str:
     lines = ["## The function library (`python -m bench.functions_bench`)", "",
-             f"Measured {started} UTC on this machine (2 cores), {seconds / 60:.0f} min in all. Each figure is next "
-             "to its reference, timed in the same run.", ""]
+             f"Measured {started} UTC on this machine ({os.cpu_count()} cores), {seconds / 60:.0f} min in all. Each "
+             "figure is next to its reference, timed in the same run. Other processes used "
+             f"{busy:.0%} of the machine's CPU during the run (the absolute figures move with it; the "
+             "ratios less so).", ""]
     k = results.kernel
     if k:
         lines += ["### Doppler: the kernel next to astropy row by row", "",
@@ -341,6 +354,7 @@ def main(argv=None) -> int:
     parts = set((args.only or "doppler,end_to_end,spectrogram,sep").split(","))
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     start = time.perf_counter()
+    cpu_start, children_start = cpu_sample(), os.times().children_user + os.times().children_system
     args.work.mkdir(parents=True, exist_ok=True)
     results = Results()
     if "doppler" in parts:
@@ -354,7 +368,9 @@ def main(argv=None) -> int:
         shape = (256, 256) if args.quick else (2048, 1489)
         results.sep = bench_sep(args.work, 4 if args.quick else 50, *shape, args.runs, args.seed)
     command = "python -m bench.functions_bench" + ("" if argv is None else " " + " ".join(argv or []))
-    write_section(args.output, "functions", render(results, command.strip(), started, time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    busy = others_share(cpu_start, children_start, seconds)
+    write_section(args.output, "functions", render(results, command.strip(), started, seconds, busy))
     print(f"wrote the functions section of {args.output}")
     return 0
 

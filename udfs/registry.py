@@ -140,7 +140,18 @@ def _categories(column: pa.Array) -> Categories:
     return Categories(codes, encoded.dictionary.to_pylist())
 
 
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
 def _to_numpy(column: pa.Array, arg: Arg) -> np.ndarray | Categories:
+    if column.type != arg.type and _numeric(column.type) and _numeric(arg.type):
+        # Spark types a literal 4.0 as DECIMAL(2,1) and 4 as INT: give the kernel its declared type
+        lossy_ok = pa.types.is_decimal(column.type) and pa.types.is_floating(arg.type)
+        try:
+            column = column.cast(arg.type, safe=not lossy_ok)
+        except pa.ArrowInvalid as e:
+            raise UdfError(f"argument {arg.name}: {e}") from e
     if arg.categorical:
         return _categories(column)
     if (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)) and not column.null_count:

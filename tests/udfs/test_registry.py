@@ -92,3 +92,19 @@ def test_library_functions_run_in_sql_on_every_engine(demo_session):
     assert got["wrap"] == pytest.approx(0.2, abs=1e-12)
     assert got["n"] is None
     assert got["hits"] > 0 and got["farthest"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_numeric_arguments_arrive_in_the_declared_type():
+    import decimal
+
+    seen = []
+
+    def kernel(x, n):
+        seen.append((x.dtype, n.dtype))
+        return x * n
+
+    spec = UdfSpec("scaled", (Arg("x", pa.float64()), Arg("n", pa.int32())), pa.float64(), kernel, "x times n")
+    out = evaluate(spec, [pa.array([decimal.Decimal("1.5"), None], pa.decimal128(2, 1)), pa.array([2, 3], pa.int64())])
+    assert out.to_pylist() == [3.0, None] and seen == [(np.float64, np.int32)]
+    with pytest.raises(UdfError, match="argument n"):
+        evaluate(spec, [pa.array([1.0]), pa.array([2**40], pa.int64())])
