@@ -128,6 +128,7 @@ SIGNAL_EVENTS = TableSpec(
         _c("bandwidth_hz", pa.float64(), "bandwidth of the hit", "Hz"),
         _c("source_file", pa.string(), "file the event was ingested from"),
         _c("obs_date", pa.date32(), "UTC date of observed_at (partition column)", "", False),
+        _c("spectrogram_id", pa.string(), "spectrogram the hit was found in (astrolake search), else NULL"),
     ),
     partition_by=("obs_date",),
     derived_dates=(("obs_date", "observed_at"),),

@@ -221,8 +221,13 @@ class Compiler:
             return self.extract_sources(frame, stage)
         if stage.name == "spectrogram":
             return self.spectrogram(frame, stage)
-        self.fail(stage, f"the '{stage.name}' stage needs a function the library does not have yet "
-                  "(available stages: correct doppler, extract sources, spectrogram)")
+        from engine.dsl import seti_stages
+
+        stages = {"search drift": seti_stages.search_drift, "classify": seti_stages.classify,
+                  "cadence": seti_stages.cadence}
+        if stage.name not in stages:
+            self.fail(stage, f"unknown stage '{stage.name}'")
+        return stages[stage.name](self, frame, stage)
 
     def extract_sources(self, frame: Frame, stage: ast.Stage) -> Frame:
         self.require(frame, stage, ["pixels", "width", "height"], "extract sources")

@@ -14,7 +14,7 @@ from engine.errors import SkyError, SkySyntaxError
 _OPTIONS = dict(rel_to=__file__, parser="lalr", maybe_placeholders=True)
 
 STAGES = ("correct doppler", "extract sources [thresh N]", "spectrogram fft N [integrate M]",
-          "search drift", "classify")
+          "search drift [max R Hz/s] [snr N]", "classify", 'cadence on "A" off "B", "C" [tolerance F Hz]')
 CLAUSES = "near, during, where, match, a stage, select, group by, having, order by, limit or into"
 
 # Common mistakes, recognised by the parser state they fail in (Lark's match_examples).
@@ -267,7 +267,12 @@ class _ToAst(Transformer):
                          **_pos(meta))
 
     def search_drift(self, meta, children):
-        return ast.Stage("search drift", **_pos(meta))
+        return ast.Stage("search drift", {"max": children[1], "snr": self._arg(children[2])}, **_pos(meta))
+
+    def cadence(self, meta, children):
+        names = [ast.String(_unquote(c), **_pos(c)) for c in children[1:] if isinstance(c, Token) and c.type == "STRING"]
+        tolerance = children[-1] if isinstance(children[-1], ast.Quantity) else None
+        return ast.Stage("cadence", {"on": names[0], "off": names[1:], "tolerance": tolerance}, **_pos(meta))
 
     def classify(self, meta, children):
         return ast.Stage("classify", **_pos(meta))
