@@ -184,22 +184,33 @@ def search(power: np.ndarray, max_drift_chans: int, snr_min: float):
                 sums = taylor_sums(x, buffers[1, :n * width].reshape(n, width))[:, :c1 - c0]
                 above = sums > threshold
                 above[~keep] = False
-                # only local maxima over neighbouring channels and drifts can be hits or matter as
-                # echoes; the cells on their slopes are not kept (ties are)
-                above[:, 1:] &= sums[:, 1:] >= sums[:, :-1]
-                above[:, :-1] &= sums[:, :-1] >= sums[:, 1:]
-                above[1:] &= sums[1:] >= sums[:-1]
-                above[:-1] &= sums[:-1] >= sums[1:]
                 flat = np.flatnonzero(above)
                 if flat.size == 0:
                     continue
                 d, f = np.divmod(flat, c1 - c0)
+                # only local maxima over neighbouring channels and drifts can be hits or matter as
+                # echoes; the cells on their slopes are not kept (ties are). Tested on the few
+                # cells above the threshold only, not on the whole grid.
+                peak = local_maxima(sums, d, f)
+                d, f = d[peak], f[peak]
                 inside = c0 + f + last[d] < n_chans  # the path stays in the band
                 d, f = d[inside], f[inside]
                 chans = c0 + f
                 found.add(sign, block, d, chans if sign == 1 else n_chans - 1 - chans,
                           (sums[d, f].astype(np.float64) - median) / std)
     return found.arrays(), (n, median, std)
+
+
+def local_maxima(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Which cells (rows[i], cols[i]) of ``grid`` are >= each of their 4 neighbours in it."""
+    value = grid[rows, cols]
+    keep = np.ones(len(rows), dtype=bool)
+    n_rows, n_cols = grid.shape
+    for dr, dc in ((0, -1), (0, 1), (-1, 0), (1, 0)):
+        r, c = rows + dr, cols + dc
+        inside = (r >= 0) & (r < n_rows) & (c >= 0) & (c < n_cols)
+        keep[inside] &= value[inside] >= grid[r[inside], c[inside]]
+    return keep
 
 
 def paths(sign, block, drift, chan, n: int, n_time: int) -> np.ndarray:
