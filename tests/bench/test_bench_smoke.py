@@ -61,3 +61,23 @@ def test_spark_bench_keeps_the_other_sections(tmp_path):
     assert "Session start" in spark and "| 20,000 |" in spark
     assert re.search(r"\*\*\d+\.\d\d\*\* \(goal ≤ 1.2", spark)
     assert "data files committed" in spark and "Delta log entries added | 1 (one commit)" in spark
+
+
+@pytest.mark.slow
+def test_functions_bench_quick_run_reports_each_function_next_to_its_reference(tmp_path):
+    report_path = tmp_path / "benchmarks.md"
+    report_path.write_text("<!-- bench:spine -->\nkept\n<!-- /bench:spine -->\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.functions_bench", "--quick", "--work", str(tmp_path / "work"),
+         "--output", str(report_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = report_path.read_text()
+    assert "kept" in report  # the other sections stay
+    for heading in ("### Doppler: the kernel next to astropy row by row", "### Spectrogram: SQL next to bare scipy.fft",
+                    "### SEP: SQL next to a bare loop"):
+        assert heading in report
+    assert "× astropy row by row" in report and re.search(r"\| duckdb \| 512 \| 1 \| .* \| \d+% \|", report)
+    assert re.search(r"\| duckdb \| [\d.]+ s \| [\d.]+ s \| \d+\.\d\d \|", report)
+    assert re.search(r"Largest difference on those rows: \d+\.\d{3} mm/s", report)
