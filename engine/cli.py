@@ -272,6 +272,7 @@ from engine import cli_ingest  # noqa: E402,F401  (registers the file ingest com
 
 from engine import cli_sky  # noqa: E402,F401  (registers its commands)
 from engine import cli_seti  # noqa: E402,F401  (registers search and plot)
+from engine import cli_serve  # noqa: E402,F401  (registers serve)
 
 
 # ---- entry point -----------------------------------------------------------------------

@@ -59,20 +59,7 @@ class SparkBackend(Backend):
 
     def dataframe(self, snapshot: Snapshot):
         """A DataFrame over exactly the snapshot's files, columns in the table's order."""
-        from pyspark.sql.pandas.types import from_arrow_schema
-
-        schema = from_arrow_schema(_nullable(snapshot.schema))
-        if not snapshot.files:
-            return self.spark.createDataFrame([], schema)
-        frames = []
-        # Files written by different jobs sit under different folders: read each folder's files
-        # with its own basePath, so Spark's partition discovery sees one layout at a time.
-        for base, files in _group_by_base(snapshot.files, len(snapshot.partition_by)).items():
-            frames.append(self.spark.read.schema(schema).option("basePath", base).parquet(*files))
-        frame = frames[0]
-        for other in frames[1:]:
-            frame = frame.unionByName(other)
-        return frame.select(*[f"`{name}`" for name in snapshot.schema.names])
+        return snapshot_frame(self.spark, snapshot)
 
     # ---- functions ---------------------------------------------------------------------
 
@@ -142,6 +129,24 @@ class SparkBackend(Backend):
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+def snapshot_frame(spark, snapshot: Snapshot):
+    """A DataFrame of ``spark`` over exactly the snapshot's files, columns in the table's order."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    schema = from_arrow_schema(_nullable(snapshot.schema))
+    if not snapshot.files:
+        return spark.createDataFrame([], schema)
+    frames = []
+    # Files written by different jobs sit under different folders: read each folder's files
+    # with its own basePath, so Spark's partition discovery sees one layout at a time.
+    for base, files in _group_by_base(snapshot.files, len(snapshot.partition_by)).items():
+        frames.append(spark.read.schema(schema).option("basePath", base).parquet(*files))
+    frame = frames[0]
+    for other in frames[1:]:
+        frame = frame.unionByName(other)
+    return frame.select(*[f"`{name}`" for name in snapshot.schema.names])
+
 
 _REGISTERED: set[int] = set()
 
