@@ -29,6 +29,9 @@ DEFAULTS = {
     # a batch's bytes so a batch of images or voltage snapshots stays small.
     "spark.sql.execution.arrow.maxRecordsPerBatch": "65536",
     "spark.sql.execution.arrow.maxBytesPerBatch": str(64 << 20),
+    # Spark 4's columnar input path for Arrow UDFs ignores maxBytesPerBatch and gathers a whole
+    # batch of rows into one column vector: 50 SDSS-sized images ran the driver out of heap
+    "spark.sql.execution.arrow.pythonUDF.columnarInput.enabled": "false",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",
