@@ -35,6 +35,28 @@ from engine.errors import (
 from engine.spark_session import spark_session
 
 
+BLOB_READER_BATCH_ROWS = 8
+
+
+class _conf:
+    """Spark SQL settings for the duration of a block, then the earlier values again."""
+
+    def __init__(self, spark, settings: dict[str, str]):
+        self.spark, self.settings, self.before = spark, settings, {}
+
+    def __enter__(self):
+        for key, value in self.settings.items():
+            self.before[key] = self.spark.conf.get(key, None)
+            self.spark.conf.set(key, value)
+
+    def __exit__(self, *exc):
+        for key, value in self.before.items():
+            if value is None:
+                self.spark.conf.unset(key)
+            else:
+                self.spark.conf.set(key, value)
+
+
 class SparkBackend(Backend):
     name = "spark"
     dialect = "spark"
@@ -43,6 +65,7 @@ class SparkBackend(Backend):
         self.spark = spark_session(master, conf or {})
         _register_functions(self.spark)
         self._views: dict[tuple, str] = {}
+        self._blob_views: set[str] = set()  # views of tables with BINARY columns (pixels, samples)
         self._functions: set[str] | None = None
 
     # ---- tables ------------------------------------------------------------------------
@@ -55,7 +78,18 @@ class SparkBackend(Backend):
             view = f"{snapshot.table}_v{snapshot.version}_{place}" + subset_suffix(snapshot)
             self.dataframe(snapshot).createOrReplaceTempView(view)
             self._views[key] = view
+            if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in snapshot.schema):
+                self._blob_views.add(view)
         return view
+
+    def _reading_blobs(self, sql: str):
+        """Spark's Parquet reader fills a batch of 4,096 rows at once: with images of megabytes a
+        batch is gigabytes. A statement over a table with BINARY columns reads small batches."""
+        from contextlib import nullcontext
+
+        if not any(view in sql for view in self._blob_views):
+            return nullcontext()
+        return _conf(self.spark, {"spark.sql.parquet.columnarReaderBatchSize": str(BLOB_READER_BATCH_ROWS)})
 
     def dataframe(self, snapshot: Snapshot):
         """A DataFrame over exactly the snapshot's files, columns in the table's order."""
@@ -73,7 +107,8 @@ class SparkBackend(Backend):
 
     def run(self, sql: str) -> pa.Table:
         try:
-            return _utc(self.spark.sql(sql).toArrow())
+            with self._reading_blobs(sql):
+                return _utc(self.spark.sql(sql).toArrow())
         except Exception as e:  # pyspark raises many unrelated classes
             raise translate(e) from e
 
@@ -113,7 +148,8 @@ class SparkBackend(Backend):
             writer = frame.write.mode("errorifexists")
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
-            writer.parquet(str(out))
+            with self._reading_blobs(sql):
+                writer.parquet(str(out))
             relpaths = _tidy_output(out, folder)
             rows = sum(_parquet_rows(out.parent / rel) for rel in relpaths)
             version = lake.commit_files(

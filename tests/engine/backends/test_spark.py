@@ -178,3 +178,27 @@ def test_cli_on_spark_and_a_missing_java(demo_lake_path, tmp_path):
                                    "no 'java' on PATH and JAVA_HOME is not set")
     done = run_astrolake("--engine", "duckdb", "--master", "local[1]", "--lake", str(tmp_path / "l"), "tables")
     assert done.returncode == 2 and "--master and --conf apply to --engine spark" in done.stderr
+
+
+def test_tables_with_binary_columns_are_read_in_small_batches(spark_session_for, lake_path):
+    """Spark's Parquet reader fills 4,096 rows per batch; with megabyte images that is gigabytes
+    of heap, so a statement over a table with BINARY columns reads small batches, and only it."""
+    from engine.backends.spark import BLOB_READER_BATCH_ROWS
+
+    lake = Lake(lake_path)
+    lake.append("images", pa.table({"image_id": ["a", "b"], "width": pa.array([2, 2], pa.int32()),
+                                    "height": pa.array([1, 1], pa.int32()),
+                                    "pixels": pa.array([b"\0" * 8, b"\1" * 8], pa.binary())}))
+    session = spark_session_for
+    backend = session.backend
+    images = backend.relation(lake.snapshot("images"))
+    events_view = backend.relation(lake.snapshot("signal_events"))
+    key = "spark.sql.parquet.columnarReaderBatchSize"
+    before = backend.spark.conf.get(key)
+    with backend._reading_blobs(f"SELECT octet_length(pixels) FROM {images}"):
+        assert backend.spark.conf.get(key) == str(BLOB_READER_BATCH_ROWS)
+    assert backend.spark.conf.get(key) == before
+    with backend._reading_blobs(f"SELECT count(*) FROM {events_view}"):
+        assert backend.spark.conf.get(key) == before
+    assert session.sql("SELECT image_id, length(pixels) AS n FROM images ORDER BY image_id").to_pylist() == [
+        {"image_id": "a", "n": 8}, {"image_id": "b", "n": 8}]
