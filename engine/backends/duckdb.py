@@ -10,6 +10,7 @@ files an overwrite removed are never read (delta-rs#2779).
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
@@ -19,11 +20,13 @@ from sqlglot.schema import MappingSchema
 
 from catalogs.lake import Snapshot
 from catalogs.schemas import sql_type
+from engine.backends import function_prepass
 from engine.backends.base import Backend, subset_suffix
 from engine.backends.lateral_views import rewrite_lateral_views
 from engine.backends.spark_on_duckdb import apply_transforms, apply_typed_fixes
 from engine.errors import (
     CompileError,
+    EngineError,
     QueryError,
     UnknownColumnError,
     UnsupportedFunctionError,
@@ -55,8 +58,10 @@ class DuckDBBackend(Backend):
     name = "duckdb"
     dialect = "duckdb"
 
-    def __init__(self, threads: int | None = None, memory_limit: str | None = None):
+    def __init__(self, threads: int | None = None, memory_limit: str | None = None,
+                 function_prepass: bool = True):
         self.con = duckdb.connect(":memory:")
+        self.function_prepass = function_prepass
         self.con.execute("SET TimeZone = 'UTC'")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
@@ -68,6 +73,7 @@ class DuckDBBackend(Backend):
         self._library = all_functions()
         duckdb_udfs.register(self.con, self._library)
         self._views: dict[tuple, str] = {}
+        self._snapshots: dict[str, Snapshot] = {}  # view -> the snapshot it reads
         self._columns: dict[str, dict[str, str]] = {}  # view -> column -> Spark SQL type
         self._functions: set[str] | None = None
 
@@ -80,6 +86,7 @@ class DuckDBBackend(Backend):
             view = f"{snapshot.table}@v{snapshot.version}" + subset_suffix(snapshot)
             self._create_view(view, snapshot)
             self._views[key] = view
+            self._snapshots[view] = snapshot
             self._columns[view] = {f.name: sql_type(f.type) for f in snapshot.schema}
         return view
 
@@ -93,6 +100,14 @@ class DuckDBBackend(Backend):
             # An empty snapshot has no file for read_parquet: a typed empty relation instead.
             self.con.register(view, snapshot.schema.empty_table())
             return
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {_quote_ident(view)} AS {self._view_sql(snapshot)}")
+        except duckdb.Error as e:  # a data file the Delta log names is gone or unreadable
+            raise _translate(e) from e
+
+    @staticmethod
+    def _view_sql(snapshot: Snapshot) -> str:
+        """The SELECT that reads exactly ``snapshot``'s files (a view's definition)."""
         columns = ", ".join(_quote_ident(f.name) for f in snapshot.schema)
         files = "[" + ", ".join(_quote_str(f) for f in snapshot.files) + "]"
         if snapshot.partition_by:
@@ -103,10 +118,7 @@ class DuckDBBackend(Backend):
             options = f"hive_partitioning = true, hive_types = {{{types}}}"
         else:
             options = "hive_partitioning = false"
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {_quote_ident(view)} AS "
-            f"SELECT {columns} FROM read_parquet({files}, {options})"
-        )
+        return f"SELECT {columns} FROM read_parquet({files}, {options})"
 
     # ---- functions ---------------------------------------------------------------------
 
@@ -116,6 +128,111 @@ class DuckDBBackend(Backend):
         return self._functions
 
     # ---- running -----------------------------------------------------------------------
+
+    def execute(self, tree: exp.Expression) -> pa.Table:
+        """Run a bound tree; library calls over one table's columns are computed by a pre-pass
+        (engine/backends/function_prepass.py) unless ``function_prepass`` is off."""
+        with self._staged(tree) as (sql, runs):
+            try:
+                return self.run(sql)
+            except EngineError as e:
+                failed = next((r.error for r in runs if r.error is not None), None)
+                if isinstance(failed, EngineError):
+                    raise failed from e
+                if failed is not None:
+                    raise QueryError(f"{type(failed).__name__}: {failed}") from e
+                raise
+
+    def explain(self, tree: exp.Expression) -> str:
+        with self._staged(tree) as (sql, runs):
+            plan = self.plan(sql)
+        if not runs:
+            return plan
+        lines = ["function pre-pass (library calls computed before DuckDB reads the rows):"]
+        for run in runs:
+            stage = run.stage
+            scan = "pyarrow scan" if function_prepass.reads_blobs(stage) else "DuckDB scan"
+            where = f" WHERE {stage.predicate.sql(dialect='spark')}" if stage.predicate is not None else ""
+            calls = ", ".join(f"{c.column} = {c.spec.name}(...)" for c in stage.calls)
+            lines.append(f"  {stage.relation}: {calls} over {stage.snapshot.table} v{stage.snapshot.version} "
+                         f"({scan}{where}; reads {', '.join(stage.read_columns)})")
+        return "\n".join(lines) + "\n\n" + plan
+
+    @contextmanager
+    def _staged(self, tree: exp.Expression):
+        """The SQL to run for ``tree`` and the pre-pass stages it reads, registered meanwhile."""
+        stages = []
+        if self.function_prepass:
+            library = {s.name: s for s in self._library}
+            tree, stages = function_prepass.plan(tree, self._snapshots, library)
+        runs = []
+        try:
+            for stage in stages:
+                self._columns[stage.relation] = {f.name: sql_type(f.type) for f in stage.schema}
+            sql = self.compile(tree)
+            if stages:
+                cursor = self.con.cursor()
+                cursor.execute("SET TimeZone = 'UTC'")
+            for stage in stages:
+                run = function_prepass.StageRun(stage, lambda st, c=cursor: self._stage_batches(c, st),
+                                                lambda a, t, c=cursor: self._constant(c, a, t))
+                runs.append(run)
+                self.con.register(stage.relation, run.reader())
+            yield sql, runs
+        finally:
+            for run in runs:
+                run.close()
+                self.con.unregister(run.stage.relation)
+            for stage in stages:
+                self._columns.pop(stage.relation, None)
+
+    def _stage_batches(self, cursor, stage: function_prepass.Stage):
+        """A stage's input rows: pyarrow's scan when it reads blobs (DuckDB's BLOB export is
+        slow), else DuckDB's own scan with the WHERE conjuncts pushed into it (row groups skipped)."""
+        if function_prepass.reads_blobs(stage):
+            yield from function_prepass.scan_batches(stage, lambda b, p: self._filter_batch(cursor, b, p))
+            return
+        columns = ", ".join(_quote_ident(n) for n in stage.read_columns)
+        sql = f"SELECT {columns} FROM ({self._view_sql(stage.snapshot)}) AS __astrolake_source"
+        if stage.predicate is not None:
+            predicate = stage.predicate.copy()
+            for column in predicate.find_all(exp.Column):
+                column.set("table", None)
+            sql += " WHERE " + self.adapt(predicate).sql(dialect=self.dialect)
+        try:
+            reader = cursor.sql(sql).to_arrow_reader(function_prepass.BATCH_ROWS)
+            yield from reader
+        except duckdb.Error as e:
+            raise _translate(e) from e
+
+    def _filter_batch(self, cursor, batch: pa.RecordBatch, predicate: exp.Expression) -> pa.RecordBatch:
+        """The rows of ``batch`` for which ``predicate`` (Spark SQL over its columns) is true."""
+        names = sorted({c.name for c in predicate.find_all(exp.Column)})
+        unqualified = predicate.copy()
+        for column in unqualified.find_all(exp.Column):
+            column.set("table", None)
+        tree = exp.select(exp.alias_(unqualified, "keep")).from_("__astrolake_batch")
+        sql = self.adapt(tree).sql(dialect=self.dialect)
+        cursor.register("__astrolake_batch", pa.RecordBatch.from_arrays([batch.column(n) for n in names], names=names))
+        try:
+            keep = cursor.sql(sql).to_arrow_table().column(0)
+        except duckdb.Error as e:
+            raise _translate(e) from e
+        finally:
+            cursor.unregister("__astrolake_batch")
+        return batch.filter(keep, null_selection_behavior="drop")
+
+    def _constant(self, cursor, value: exp.Expression, arrow_type: pa.DataType) -> pa.Scalar:
+        """A literal argument as the function's declared type, cast as DuckDB casts it."""
+        from udfs.duckdb import duckdb_type
+
+        cast = exp.Cast(this=value.copy(), to=exp.DataType.build(duckdb_type(arrow_type), dialect="duckdb"))
+        sql = self.adapt(exp.select(cast)).sql(dialect=self.dialect)
+        try:
+            column = cursor.sql(sql).to_arrow_table().column(0)
+        except duckdb.Error as e:
+            raise _translate(e) from e
+        return column[0].cast(arrow_type)
 
     def run(self, sql: str) -> pa.Table:
         try:
