@@ -69,6 +69,9 @@ class UdfSpec:
     doc: str
     reports_errors: bool = False
     examples: tuple[str, ...] = field(default=())
+    # the kernel keeps the GIL through its work (sep's C calls do): DuckDB's pre-pass runs it in
+    # worker processes rather than threads to use more than one core
+    holds_gil: bool = False
 
     def __post_init__(self):
         if not self.name.isidentifier() or self.name != self.name.lower():
@@ -96,6 +99,7 @@ class UdfSpec:
         return UdfSpec(
             name=self.name + ERROR_SUFFIX, args=self.args, returns=pa.string(), kernel=reasons,
             doc=f"Why {self.name}(...) returned NULL for a row with no NULL argument; NULL when it did not.",
+            holds_gil=self.holds_gil,
         )
 
 

@@ -202,6 +202,7 @@ _FIELDS_DOC = (
 
 SEP_EXTRACT = register(UdfSpec(
     name="sep_extract",
+    holds_gil=True,
     args=(*_IMAGE_ARGS, Arg("thresh_sigma", pa.float64(), "detection threshold in units of the global background RMS")),
     returns=SOURCES,
     kernel=sep_extract_kernel,
@@ -217,6 +218,7 @@ SEP_EXTRACT = register(UdfSpec(
 
 SEP_EXTRACT_WITH = register(UdfSpec(
     name="sep_extract_with",
+    holds_gil=True,
     args=(*_IMAGE_ARGS,
           Arg("thresh_sigma", pa.float64(), "detection threshold in units of the global background RMS"),
           Arg("minarea", pa.int32(), "minimum number of pixels above threshold (SExtractor DETECT_MINAREA)"),
@@ -254,6 +256,7 @@ def sep_background_kernel(pixels, width, height):
 
 SEP_BACKGROUND = register(UdfSpec(
     name="sep_background",
+    holds_gil=True,
     args=_IMAGE_ARGS,
     returns=BACKGROUND,
     kernel=sep_background_kernel,
@@ -309,6 +312,7 @@ def aperture_flux_kernel(pixels, width, height, x_pix, y_pix, r_pix):
 
 APERTURE_FLUX = register(UdfSpec(
     name="aperture_flux",
+    holds_gil=True,
     args=(*_IMAGE_ARGS,
           Arg("x_pix", pa.float64(), "aperture centre x, 0-based pixels"),
           Arg("y_pix", pa.float64(), "aperture centre y, 0-based pixels"),

@@ -24,6 +24,7 @@ path, which gives the same results (the execution tests run both ways).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -34,11 +35,13 @@ import pyarrow.dataset as ds
 from sqlglot import exp
 
 from catalogs.lake import Snapshot
-from udfs.registry import UdfSpec, evaluate
+from engine.backends import worker_processes
+from udfs.registry import UdfSpec, evaluate, get
 
 BATCH_ROWS = 65_536  # rows per batch for narrow rows (what Spark's Arrow UDFs get)
 BATCH_BYTES = 32 << 20  # and at most about this many bytes of input per batch (blob rows)
-IN_FLIGHT = 2  # batches evaluated at once (the machine's cores)
+IN_FLIGHT = max(1, min(2, os.cpu_count() or 1))  # batches evaluated at once (the cores)
+PROCESSES_FROM_BYTES = 64 << 20  # a GIL-bound kernel goes to worker processes over this much data
 
 # Node types a pushed-down WHERE conjunct may contain: deterministic, row-local, no functions
 # that could differ between DuckDB evaluating it here and in the query.
@@ -278,7 +281,10 @@ def scan_batches(stage: Stage, filter_batch):
     columns = stage.read_columns
     width = sum(_mean_blob_bytes(snapshot, n) if _is_binary(schema.field(n).type) else 8 for n in columns) or 8
     rows = max(1, min(BATCH_ROWS, BATCH_BYTES // width))
-    for batch in dataset.scanner(columns=columns, batch_size=rows).to_batches():
+    # little read-ahead: a few batches' memory is reused by the allocator; more is returned to the
+    # system and faulted in again (on this VM that cost seconds of system time per GB)
+    scanner = dataset.scanner(columns=columns, batch_size=rows, batch_readahead=1, fragment_readahead=1)
+    for batch in scanner.to_batches():
         if stage.predicate is not None and batch.num_rows:
             batch = filter_batch(batch, stage.predicate)
         yield batch
@@ -286,7 +292,8 @@ def scan_batches(stage: Stage, filter_batch):
 
 class StageRun:
     """A stage's rows as an Arrow stream: ``source`` batches in, one column per call added,
-    ``IN_FLIGHT`` batches evaluated at once; the first error a batch raised kept for the caller."""
+    ``IN_FLIGHT`` batches evaluated at once (in threads, or in worker processes for a kernel that
+    holds the GIL over a large table); the first error a batch raised kept for the caller."""
 
     def __init__(self, stage: Stage, source, constant):
         self.stage = stage
@@ -302,36 +309,91 @@ class StageRun:
     def close(self) -> None:
         self._stop.set()
 
-    def _evaluate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        if self._stop.is_set():
-            raise RuntimeError("stage closed")
+    @property
+    def in_processes(self) -> bool:
+        """Whether the calls run in worker processes: a kernel that keeps the GIL, over enough data
+        to repay sending it (one core otherwise, however many threads)."""
+        if IN_FLIGHT < 2 or not any(c.spec.holds_gil for c in self.stage.calls):
+            return False
+        return _size_bytes(self.stage.snapshot) >= PROCESSES_FROM_BYTES
+
+    def _arguments(self, batch: pa.RecordBatch) -> list[tuple[str, list[pa.Array]]]:
         n = batch.num_rows
-        arrays = [batch.column(name) for name in self.stage.passthrough]
-        for call in self.stage.calls:
-            args = [batch.column(a.name) if isinstance(a, exp.Column) else _repeat(self._constants[id(a)], n)
-                    for a in call.args]
-            arrays.append(evaluate(call.spec, args))
+        return [(call.spec.name, [batch.column(a.name) if isinstance(a, exp.Column)
+                                  else _repeat(self._constants[id(a)], n) for a in call.args])
+                for call in self.stage.calls]
+
+    def _assemble(self, batch: pa.RecordBatch, results: list[pa.Array]) -> pa.RecordBatch:
+        arrays = [batch.column(name) for name in self.stage.passthrough] + list(results)
         return pa.RecordBatch.from_arrays(arrays, schema=self.stage.schema)
 
     def _batches(self):
         pending: deque = deque()
+        if self.in_processes:
+            slots = worker_processes.SharedSlots(IN_FLIGHT + 1)
+            workers = worker_processes.pool(IN_FLIGHT)
+        else:
+            slots, workers = None, ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="astrolake-stage")
         try:
-            with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="astrolake-stage") as pool:
-                for batch in self._source(self.stage):
-                    if batch.num_rows == 0:
-                        continue
-                    pending.append(pool.submit(self._evaluate, batch))
-                    if len(pending) >= IN_FLIGHT:
-                        yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
+            for batch in self._source(self.stage):
+                if self._stop.is_set():
+                    raise RuntimeError("stage closed")
+                if batch.num_rows == 0:
+                    continue
+                pending.append((batch, self._submit(workers, slots, batch)))
+                if len(pending) >= IN_FLIGHT:
+                    yield self._assemble(*self._result(pending.popleft(), slots))
+            while pending:
+                yield self._assemble(*self._result(pending.popleft(), slots))
         except BaseException as e:
             self._stop.set()
-            for future in pending:
+            for _, future in pending:
                 future.cancel()
             if self.error is None:
                 self.error = e
             raise
+        finally:
+            if slots is None:
+                workers.shutdown(wait=True, cancel_futures=True)
+            else:
+                for _, future in pending:  # a worker may still read a slot
+                    try:
+                        future.result()
+                    except BaseException:
+                        pass
+                slots.close()
+
+    def _submit(self, workers, slots, batch: pa.RecordBatch):
+        arguments = self._arguments(batch)
+        if slots is None:
+            return workers.submit(evaluate_calls, arguments)
+        arrays, calls = [], []
+        for name, args in arguments:
+            calls.append((name, list(range(len(arrays), len(arrays) + len(args)))))
+            arrays += args
+        segment, size = slots.put(arrays)
+        return workers.submit(worker_processes.evaluate_shared, segment, size, calls)
+
+    @staticmethod
+    def _result(item, slots) -> tuple[pa.RecordBatch, list[pa.Array]]:
+        batch, future = item
+        result = future.result()
+        return batch, (result if slots is None else worker_processes.read_results(result))
+
+
+def evaluate_calls(calls: list[tuple[str, list[pa.Array]]]) -> list[pa.Array]:
+    """Each (function name, argument arrays) evaluated: in a thread or in a worker process."""
+    return [evaluate(get(name), args) for name, args in calls]
+
+
+def _size_bytes(snapshot: Snapshot) -> int:
+    total = 0
+    for path in snapshot.files:
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            pass
+    return total
 
 
 def _repeat(value: pa.Scalar, n: int) -> pa.Array:

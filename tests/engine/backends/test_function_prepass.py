@@ -216,3 +216,26 @@ def test_a_data_file_gone_mid_session_is_a_query_error(lake_path, tmp_path, prep
         with pytest.raises(QueryError) as error:
             session.sql(query)
     assert victim.name in str(error.value) and "\n" not in str(error.value)
+
+
+SEP_QUERIES = [q for q in SAME_RESULT if "sep_extract" in q]
+
+
+@pytest.mark.parametrize("query", SEP_QUERIES)
+def test_a_kernel_that_holds_the_gil_runs_in_worker_processes(sessions, query, monkeypatch):
+    """sep keeps the GIL: over a large table its calls go to worker processes, the arguments
+    through shared memory; the rows are the same."""
+    with_prepass, without = sessions
+    monkeypatch.setattr(function_prepass, "PROCESSES_FROM_BYTES", 0)  # this table is small
+    monkeypatch.setattr(function_prepass, "BATCH_BYTES", 100_000)  # a few images per batch
+    _, (stage,) = stages_of(with_prepass, query)
+    if function_prepass.IN_FLIGHT < 2:
+        pytest.skip("one core: no worker processes")
+    run = function_prepass.StageRun(stage, None, lambda a, t: pa.scalar(1.0, t))
+    assert run.in_processes
+    assert rows(with_prepass.sql(query)) == rows(without.sql(query))
+    import glob
+    import os
+
+    leftover = [p for p in glob.glob("/dev/shm/psm_*") if os.stat(p).st_uid == os.getuid()]
+    assert not leftover or all(os.path.getmtime(p) < __import__("time").time() - 600 for p in leftover)
