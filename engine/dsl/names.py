@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.errors import did_you_mean
 
@@ -122,8 +123,24 @@ def lake_targets(lake) -> dict[str, tuple[float, float]]:
             continue
         if data.num_rows == 0:
             continue
-        grouped = pa.table(data).group_by(name_col).aggregate([("ra_deg", "mean"), ("dec_deg", "mean")])
-        for name, ra, dec in zip(*(grouped[c].to_pylist() for c in (name_col, "ra_deg_mean", "dec_deg_mean"))):
-            if name is not None and ra is not None and dec is not None:
-                found.setdefault(str(name), (float(ra), float(dec)))
+        for name, (ra, dec) in mean_positions(data, name_col).items():
+            found.setdefault(str(name), (ra, dec))
     return found
+
+
+def mean_positions(data: pa.Table, name_col: str) -> dict:
+    """Each name's mean position on the sphere: the direction of the mean of its rows' unit
+    vectors (an arithmetic mean of RA puts a target seen at 359.9 and 0.1 deg at 180 deg)."""
+    import numpy as np
+
+    ra = np.radians(data["ra_deg"].to_numpy(zero_copy_only=False).astype(float))
+    dec = np.radians(data["dec_deg"].to_numpy(zero_copy_only=False).astype(float))
+    vectors = pa.table({
+        "name": data[name_col],
+        "x": np.cos(dec) * np.cos(ra), "y": np.cos(dec) * np.sin(ra), "z": np.sin(dec),
+    }).filter(pc.and_(pc.is_valid(data[name_col]), pc.is_finite(pa.array(ra + dec))))
+    grouped = vectors.group_by("name").aggregate([("x", "mean"), ("y", "mean"), ("z", "mean")])
+    x, y, z = (grouped[c].to_numpy() for c in ("x_mean", "y_mean", "z_mean"))
+    ras = np.degrees(np.arctan2(y, x)) % 360.0
+    decs = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    return {name: (float(r), float(d)) for name, r, d in zip(grouped["name"].to_pylist(), ras, decs)}
