@@ -1,0 +1,107 @@
+"""dedoppler_tree: turboSETI's drift paths summed for all drifts in one tree, checked against
+sums taken path by path, and the candidate cells against a plain scan of the whole grid."""
+
+import numpy as np
+import pytest
+
+from udfs import dedoppler_tree
+from udfs.dedoppler_tree import Plan, drift_sums_above, path_offsets, tree_offsets
+
+
+@pytest.mark.parametrize("n, max_drift", [(2, 5), (4, 0), (8, 30), (16, 100), (32, 127)])
+def test_paths_are_turbosetis_blocks(n, max_drift):
+    """Path delta moves delta channels over the n - 1 steps, by b or b + 1 channels a step in
+    block b = |delta| // (n - 1), follows the tree's path for |delta| < n, and mirrors for
+    negative delta."""
+    paths = path_offsets(n, max_drift)
+    for delta in range(-max_drift, max_drift + 1):
+        p = paths[delta + max_drift]
+        assert p[0] == 0 and p[-1] == delta
+        block = abs(delta) // (n - 1)
+        assert set(np.diff(np.sign(delta) * p)) <= {block, block + 1}
+        np.testing.assert_array_equal(p, -paths[-delta + max_drift])
+        if 0 <= delta < n:
+            np.testing.assert_array_equal(p, tree_offsets(n)[delta])
+
+
+def _path_sums(power, max_drift, n):
+    """[delta + D, channel] sum of power along each path (zero past the band), and whether the
+    path stays in the band."""
+    n_time, n_chans = power.shape
+    paths = path_offsets(n, max_drift)[:, :n_time]
+    sums = np.zeros((2 * max_drift + 1, n_chans), dtype=np.float32)
+    inside = np.zeros(sums.shape, dtype=bool)
+    for r, p in enumerate(paths):
+        for f in range(n_chans):
+            cols = f + p
+            ok = (cols >= 0) & (cols < n_chans)
+            sums[r, f] = power[np.arange(n_time)[ok], cols[ok]].sum()
+            inside[r, f] = ok.all()
+    return sums, inside
+
+
+def _local_maxima(sums, inside, max_drift, n, threshold):
+    """Cells above threshold, >= the cells beside them (channels +-1) and at the next drifts in
+    the same direction, except past the last drift of one of turboSETI's blocks."""
+    found = set()
+    n_chans = sums.shape[1]
+    for r in range(sums.shape[0]):
+        delta = r - max_drift
+        for f in range(n_chans):
+            v = sums[r, f]
+            if not inside[r, f] or v <= threshold:
+                continue
+            beside = [sums[r, g] for g in (f - 1, f + 1) if 0 <= g < n_chans]
+            nexts = [abs(delta) - 1] if delta else []
+            if abs(delta) % (n - 1) or delta == 0:
+                nexts.append(abs(delta) + 1)
+            for d in nexts:
+                if 0 <= d <= max_drift:
+                    beside.append(sums[max_drift + (d if delta >= 0 else -d), f])
+            if all(v >= b for b in beside):
+                found.add((delta, f))
+    return found
+
+
+@pytest.mark.parametrize("n_time, n_chans, max_drift, chunk", [
+    (32, 300, 127, 8192), (32, 700, 40, 256), (16, 400, 100, 128), (5, 300, 30, 100), (2, 60, 7, 16),
+    (3, 90, 9, 30), (4, 64, 0, 8192)])
+def test_cells_are_the_local_maxima_of_the_path_sums(n_time, n_chans, max_drift, chunk, monkeypatch):
+    monkeypatch.setattr(dedoppler_tree, "CHUNK_CHANNELS", chunk)  # several chunks, and their edges
+    rng = np.random.default_rng(n_time * 1000 + n_chans)
+    power = rng.random((n_time, n_chans)).astype(np.float32)
+    n = 1 << max(1, (n_time - 1).bit_length())
+    sums, inside = _path_sums(power, max_drift, n)
+    threshold = float(np.quantile(sums[inside], 0.97))
+    delta, chan, value = drift_sums_above(power, max_drift, threshold)
+    np.testing.assert_allclose(value, sums[delta + max_drift, chan], rtol=1e-5)
+    assert set(zip(delta.tolist(), chan.tolist())) == _local_maxima(sums, inside, max_drift, n, threshold)
+    assert len(delta) > 0
+
+
+def test_a_plan_keeps_nothing_from_one_run_to_the_next():
+    """A plan's buffers are reused chunk after chunk: each run's sums are those of its input."""
+    rng = np.random.default_rng(3)
+    plan = Plan(32, 127, 600)
+    a, b = (rng.random(plan.x.shape).astype(np.float32) * 1e6 for _ in range(2))
+    plan.x[:] = a
+    first = plan.run().copy()
+    for _ in range(50):
+        plan.x[:] = b
+        plan.run()
+    plan.x[:] = a
+    np.testing.assert_array_equal(plan.run(), first)
+    assert np.isfinite(plan.top).all()
+    np.testing.assert_array_equal(plan.best, first.max(axis=0))
+
+
+def test_a_tone_is_found_at_its_drift():
+    """A tone moving 50 channels over 32 steps (block 1 of turboSETI's) in noise: the strongest
+    cell is its path."""
+    rng = np.random.default_rng(4)
+    power = rng.random((32, 2000)).astype(np.float32)
+    path = 800 + path_offsets(32, 127)[127 + 50]
+    power[np.arange(32), path] += 10
+    delta, chan, value = drift_sums_above(power, 127, 32 * 0.5 + 100)
+    best = np.argmax(value)
+    assert (delta[best], chan[best]) == (50, 800)
