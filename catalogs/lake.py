@@ -261,6 +261,12 @@ class Lake:
     def conform(self, name: str, data: pa.Table) -> pa.Table:
         """``data`` cast to the table's schema; SchemaMismatchError (nothing written) if it can't be."""
         schema = self.schema(name)
+        if data.schema.equals(schema, check_metadata=True):  # built to the schema (file ingest): nothing to cast
+            for field in schema:
+                if not field.nullable and data.column(field.name).null_count:
+                    raise SchemaMismatchError(f"column '{field.name}' of table '{name}' may not be null "
+                                              f"({data.column(field.name).null_count} nulls)")
+            return data
         data = _derive_dates(spec(name), data)
         extra = [c for c in data.column_names if c not in schema.names]
         if extra:
@@ -272,7 +278,8 @@ class Lake:
             if field.name in data.column_names:
                 column = data[field.name]
                 try:
-                    column = column.cast(field.type, safe=True)
+                    if column.type != field.type:  # (a cast to the same type still costs a call per column)
+                        column = column.cast(field.type, safe=True)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
                     raise SchemaMismatchError(
                         f"column '{field.name}' of table '{name}' is {field.type}; "

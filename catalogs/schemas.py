@@ -9,6 +9,7 @@ Large n-d arrays are BINARY with explicit shape columns; 1-D arrays are list<dou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pyarrow as pa
 
@@ -40,7 +41,7 @@ class TableSpec:
     # (date column, timestamp column): filled with the UTC date of the timestamp when absent
     derived_dates: tuple[tuple[str, str], ...] = ()
 
-    @property
+    @cached_property  # built once: ingest asks for it for every file
     def schema(self) -> pa.Schema:
         return pa.schema([c.to_field() for c in self.columns])
 

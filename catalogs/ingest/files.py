@@ -7,9 +7,11 @@ the lake, so a Spark ``mapInArrow`` job can call it too (``parse_or_reject``).
 One call of ``ingest_files``:
 
 1. hashes every file (SHA-256, read in 1 MiB blocks, in threads: hashlib releases the GIL) and
-   skips files whose content is already in the lake (Delta app transactions) or given twice;
-2. parses the rest in worker processes (``workers`` > 1) or in this process; each worker streams
-   the rows into Parquet files inside the table folders (invisible until committed) and keeps a
+   skips files whose content is already in the lake (Delta app transactions, read from the log
+   once) or given twice;
+2. parses the rest in worker processes (``workers`` > 1) or in this process, a run of files as
+   soon as it is hashed (steps 1 and 2 overlap); each worker gathers the rows of many small files
+   into one Parquet row group inside the table folders (invisible until committed) and keeps a
    file's rows in memory only while they are small (a big file gets Parquet files of its own,
    deleted again if the file is rejected half-way);
 3. quarantines the rejected files in ``_rejected`` (one row per file: path, size, hash, reason);
@@ -29,10 +31,11 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +43,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from catalogs.app_transactions import app_transaction_ids
 from catalogs.ingest.commit import QUARANTINE, app_id
 from catalogs.lake import Lake
 from catalogs.schemas import CATALOG
 from engine.errors import IngestError
 
+MAIN_PARSES = True          # the calling process parses too (tests set False: every run to the helpers)
+# what starting helper processes costs, in seconds of this process's parsing: the first start of
+# their fork server in a process imports for a second or more; later starts fork in tens of ms and
+# warm up for as long again. Helpers start when the parsing left is at least twice that.
+HELPER_START_S = {"cold": 1.5, "warm": 0.1, "thread": 0.01}
+_pool_started = False       # a helper pool has started in this process: its fork server is up
 SPILL_BYTES = 64 << 20      # a file's rows are buffered up to this size, then streamed to its own files
+BATCH_BYTES = 32 << 20      # the rows of small files are written together, a row group per this many bytes
 PART_BYTES = 256 << 20      # a worker starts a new shared Parquet file after this many bytes
 HASH_BLOCK = 1 << 20
 
@@ -155,46 +166,95 @@ class _Outcome:
 
 
 class _Writers:
-    """Parquet files inside the table folders of one lake, written by one worker."""
+    """Parquet files inside the table folders of one lake, written by one worker.
+
+    The rows of the files that fit in memory are gathered per table and written together, one row
+    group per ``BATCH_BYTES`` (a row group per file made thousands of small files slow to write,
+    to commit and to read); a worker starts a new shared file after ``PART_BYTES``."""
 
     def __init__(self, root: str):
         self.root = Path(root)
-        self.shared: dict[str, tuple[pq.ParquetWriter, str, int]] = {}
-        self.closed: dict[str, list[str]] = {}
+        self.shared: dict[str, _SharedPart] = {}
 
     def open(self, table: str) -> tuple[pq.ParquetWriter, str]:
         rel = f"part-ingest-{uuid.uuid4().hex}.parquet"
+        return self.writer(table, rel), rel
+
+    def writer(self, table: str, rel: str) -> pq.ParquetWriter:
         schema = CATALOG[table].schema
         binary = [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_list(f.type)]
         # array blobs (pixels, power, samples) barely compress and snappy writes them at ~40 MB/s
-        writer = pq.ParquetWriter(
+        return pq.ParquetWriter(
             self.root / table / rel, schema,
             compression={f.name: "none" if pa.types.is_binary(f.type) else "snappy" for f in schema},
             use_dictionary=[f.name for f in schema if f.name not in binary],
             write_statistics=[f.name for f in schema if f.name not in binary],
         )
-        return writer, rel
 
-    def write_shared(self, table: str, rows: pa.Table) -> str:
-        writer, rel, size = self.shared.get(table) or (*self.open(table), 0)
-        writer.write_table(rows)
-        size += rows.nbytes
-        if size >= PART_BYTES:
-            writer.close()
-            self.closed.setdefault(table, []).append(rel)
-            self.shared.pop(table, None)
-        else:
-            self.shared[table] = (writer, rel, size)
+    def write_shared(self, table: str, rows: pa.Table, nbytes: int) -> str:
+        """Queue ``rows`` (a whole, parsed file's, ``nbytes`` big) for the worker's shared file of
+        ``table``; its name."""
+        part = self.shared.get(table)
+        if part is None:
+            part = self.shared[table] = _SharedPart(self, table)
+        rel = part.rel
+        part.add(rows, nbytes)
+        if part.size >= PART_BYTES:
+            part.close()
+            del self.shared[table]
         return rel
 
     def close(self) -> None:
-        for table, (writer, rel, _) in self.shared.items():
-            writer.close()
-            self.closed.setdefault(table, []).append(rel)
+        try:
+            for part in self.shared.values():
+                part.close()
+        finally:
+            self.shared.clear()
+
+    def discard(self) -> None:
+        """Close the files without writing what is still buffered (after an error: the caller
+        deletes them)."""
+        for part in self.shared.values():
+            part.buffer.clear()
+            try:
+                part.writer.close()
+            except Exception:  # noqa: BLE001  (cleanup after an error: the first error is the one to see)
+                pass
         self.shared.clear()
 
     def delete(self, table: str, rel: str) -> None:
         (self.root / table / rel).unlink(missing_ok=True)
+
+
+class _SharedPart:
+    """One Parquet file that many files' rows go to, buffered up to ``BATCH_BYTES`` a row group."""
+
+    def __init__(self, writers: _Writers, table: str):
+        self.rel = f"part-ingest-{uuid.uuid4().hex}.parquet"
+        self.writer = writers.writer(table, self.rel)
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
+        self.size = 0
+
+    def add(self, rows: pa.Table, nbytes: int) -> None:
+        self.buffer.append(rows)
+        self.buffered += nbytes
+        self.size += nbytes
+        if self.buffered >= BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            rows = pa.concat_tables(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
+            self.writer.write_table(rows, row_group_size=max(1, rows.num_rows))
+            self.buffer.clear()
+            self.buffered = 0
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.writer.close()
 
 
 def _conform(lake: Lake, table: str, rows: pa.Table) -> pa.Table:
@@ -204,7 +264,7 @@ def _conform(lake: Lake, table: str, rows: pa.Table) -> pa.Table:
 def _parse_one(fmt: FileFormat, lake: Lake, writers: _Writers, item: tuple, options: dict) -> _Outcome:
     path, sha, size, tables = item
     outcome = _Outcome(path, sha, size)
-    pending: dict[str, list[pa.Table]] = {}
+    pending: dict[str, list[tuple[pa.Table, int]]] = {}
     pending_bytes = 0
     own: dict[str, tuple[pq.ParquetWriter, str]] = {}
     try:
@@ -213,14 +273,15 @@ def _parse_one(fmt: FileFormat, lake: Lake, writers: _Writers, item: tuple, opti
                 continue  # already committed by an earlier, interrupted call
             rows = _conform(lake, table, rows)
             outcome.rows[table] = outcome.rows.get(table, 0) + rows.num_rows
-            if not own and pending_bytes + rows.nbytes <= SPILL_BYTES:
-                pending.setdefault(table, []).append(rows)
-                pending_bytes += rows.nbytes
+            nbytes = rows.get_total_buffer_size()  # (Table.nbytes walks the buffers: 20 us a call)
+            if not own and pending_bytes + nbytes <= SPILL_BYTES:
+                pending.setdefault(table, []).append((rows, nbytes))
+                pending_bytes += nbytes
                 continue
-            for t, buffered in [*pending.items(), (table, [rows])]:
+            for t, buffered in [*pending.items(), (table, [(rows, nbytes)])]:
                 if t not in own:
                     own[t] = writers.open(t)
-                for b in buffered:
+                for b, _ in buffered:
                     own[t][0].write_table(b)
             pending.clear()
     except BaseException as e:
@@ -236,9 +297,9 @@ def _parse_one(fmt: FileFormat, lake: Lake, writers: _Writers, item: tuple, opti
         writer.close()
         outcome.parts.setdefault(t, []).append(rel)
     for t, buffered in pending.items():
-        for b in buffered:
+        for b, nbytes in buffered:
             outcome.parts.setdefault(t, [])
-            rel = writers.write_shared(t, b)
+            rel = writers.write_shared(t, b, nbytes)
             if rel not in outcome.parts[t]:
                 outcome.parts[t].append(rel)
     return outcome
@@ -250,9 +311,12 @@ def parse_group(fmt_name: str, root: str, items: list[tuple], options: dict) -> 
     lake = Lake(root, create=False)
     writers = _Writers(root)
     try:
-        return [_parse_one(fmt, lake, writers, item, options) for item in items]
-    finally:
-        writers.close()
+        outcomes = [_parse_one(fmt, lake, writers, item, options) for item in items]
+    except BaseException:
+        writers.discard()
+        raise
+    writers.close()
+    return outcomes
 
 
 def _format_images():
@@ -323,6 +387,16 @@ class _Progress:
             self.bar.close()
 
 
+def _hash_files(files: list[str], workers: int) -> list[tuple[str, int]]:
+    """(sha256, size) of each file; big files in ``workers`` threads (hashlib releases the GIL),
+    a thread's files in runs (a task per small file cost more in thread hand-offs than its hash)."""
+    if workers == 1 or len(files) == 1:
+        return [sha256_and_size(f) for f in files]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        runs = pool.map(lambda run: [sha256_and_size(f) for f in run], _groups(files, workers))
+        return [h for run in runs for h in run]
+
+
 def _groups(items: list, workers: int) -> list[list]:
     if not items:
         return []
@@ -348,55 +422,21 @@ def ingest_files(lake: Lake, fmt: FileFormat, paths: Iterable[str | os.PathLike]
     tables = fmt.tables(options)
     report = FileIngestReport(fmt.table)
     workers = max(1, int(workers))
-
-    # 1. hash, skip what is in already
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        hashed = list(pool.map(sha256_and_size, files))
-    items, seen = [], {}
-    snapshots = {t: lake.delta_table(t) for t in tables}  # one log read per table, not per file
-
-    def committed(table: str, ids: str) -> bool:
-        return snapshots[table].transaction_version(ids) is not None
-
-    for path, (sha, size) in zip(files, hashed):
-        ids = app_id(fmt.table, sha)
-        if sha in seen:
-            report.skipped.append((path, f"same content as {seen[sha]}"))
-        elif committed(fmt.table, ids):
-            report.skipped.append((path, f"already ingested into {fmt.table} (sha256 {sha[:12]})"))
-        else:
-            seen[sha] = path
-            todo = tuple(t for t in tables if not committed(t, ids))
-            items.append((path, sha, size, todo))
-    for t in tables:
-        lake.add_missing_columns(t)  # an older table gets the new nullable columns first
-
-    # 2. parse into Parquet files inside the table folders
+    pool = "spark" if spark is not None else "main" if workers == 1 or len(files) == 1 else parallel
+    total = sum(os.path.getsize(f) for f in files) if progress else 0
+    bar = _Progress(f"ingest {fmt.name}", len(files), total, progress)
+    items: list[tuple] = []
     outcomes: list[_Outcome] = []
-    bar = _Progress(f"ingest {fmt.name}", len(items), sum(i[2] for i in items), progress)
+    plan = _Plan(lake, fmt, tables, report)
     try:
-        groups = _groups(items, spark.sparkContext.defaultParallelism if spark is not None else workers)
-        if spark is not None and groups:
-            outcomes += _parse_on_spark(spark, fmt, lake, groups, options)
-            bar.advance(len(items), sum(i[2] for i in items))
-        elif workers > 1 and len(groups) > 1:
-            executor = (ProcessPoolExecutor(max_workers=workers, mp_context=_spawn())
-                        if parallel == "process" else ThreadPoolExecutor(max_workers=workers))
-            with executor:
-                futures = [executor.submit(parse_group, fmt.name, str(lake.root), g, options) for g in groups]
-                for future in as_completed(futures):
-                    done = future.result()
-                    outcomes += done
-                    bar.advance(len(done), sum(o.size_bytes for o in done))
+        if pool == "spark":
+            items += plan.todo(files, _hash_files(files, workers))
+            groups = _groups(items, spark.sparkContext.defaultParallelism)
+            if groups:
+                outcomes += _parse_on_spark(spark, fmt, lake, groups, options)
+            bar.advance(len(files), total)
         else:
-            lake_ = Lake(lake.root, create=False)
-            writers = _Writers(str(lake.root))
-            try:
-                for item in items:
-                    outcomes.append(_parse_one(fmt, lake_, writers, item, options))
-                    bar.advance(1, item[2])
-            finally:
-                writers.close()
+            _hash_and_parse(plan, files, pool, workers, options, bar, items, outcomes)
         bar.close()
         order = {item[0]: i for i, item in enumerate(items)}
         outcomes.sort(key=lambda o: order[o.path])
@@ -405,9 +445,194 @@ def ingest_files(lake: Lake, fmt: FileFormat, paths: Iterable[str | os.PathLike]
         bar.close()
         _delete_parts(lake, outcomes)
         raise
-    report.bytes_read = sum(size for _, (_, size) in zip(files, hashed))
+    report.bytes_read = plan.bytes_read
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Plan:
+    """Step 1 for the files of one call, in their order: which to skip (and why), which to parse
+    and into which tables. The committed app ids are read from the log at the first file."""
+
+    def __init__(self, lake: Lake, fmt: FileFormat, tables: tuple[str, ...], report: FileIngestReport):
+        self.lake, self.fmt, self.tables, self.report = lake, fmt, tables, report
+        self.seen: dict[str, str] = {}
+        self.committed: dict[str, Callable[[str], bool]] | None = None
+        self.bytes_read = 0
+
+    def todo(self, paths: list[str], hashed: list[tuple[str, int]]) -> list[tuple]:
+        """(path, sha256, size, tables to write) of the files of ``paths`` to parse."""
+        fmt, out = self.fmt, []
+        if self.committed is None and hashed:
+            probe = app_id(fmt.table, hashed[0][0])
+            self.committed = {t: committed_ids(self.lake, t, probe) for t in self.tables}  # one log read each
+            for t in self.tables:
+                self.lake.add_missing_columns(t)  # an older table gets the new nullable columns first
+        for path, (sha, size) in zip(paths, hashed):
+            self.bytes_read += size
+            ids = app_id(fmt.table, sha)
+            if sha in self.seen:
+                self.report.skipped.append((path, f"same content as {self.seen[sha]}"))
+            elif self.committed[fmt.table](ids):
+                self.report.skipped.append((path, f"already ingested into {fmt.table} (sha256 {sha[:12]})"))
+            else:
+                self.seen[sha] = path
+                todo = tuple(t for t in self.tables if t == fmt.table or not self.committed[t](ids))
+                out.append((path, sha, size, todo))
+        return out
+
+
+def _hash_and_parse(plan: _Plan, files: list[str], pool: str, workers: int, options: dict, bar: _Progress,
+                    items: list[tuple], outcomes: list[_Outcome]) -> None:
+    """Steps 1 and 2 as a pipeline. Threads hash the files run by run, in order; each run, once
+    hashed and planned, is parsed by this process or -- with ``workers`` > 1 -- by one of
+    ``workers - 1`` helper processes (or threads) as soon as one is free. This process is one of
+    the workers: it parses while the helpers start and takes the runs they are not free for; and
+    it starts them only when its own rate says the rest of the call outlasts their start
+    (``HELPER_START_S``), so a small call is not slowed by processes that cannot pay for
+    themselves. On an error the parts already written are added to ``outcomes`` (for the caller to
+    delete), after the helpers' running tasks end."""
+    fmt, lake, root = plan.fmt, plan.lake, str(plan.lake.root)
+    runs = _groups(files, 2 * workers)  # 8 runs a worker: the last ones end close together
+    hasher = ThreadPoolExecutor(max_workers=max(1, min(workers, len(runs))))
+    helpers: _Helpers | None = None
+    writers = _Writers(root)
+    ready: list[list[tuple]] = []
+    futures: list = []
+    consumed: set = set()
+    planned = parsed = 0
+    parse_s = 0.0
+
+    def parse_here(todo: list[tuple]) -> None:
+        nonlocal parsed, parse_s
+        started = time.perf_counter()
+        for item in todo:
+            outcomes.append(_parse_one(fmt, lake, writers, item, options))
+            bar.advance(1, item[2])
+        parsed, parse_s = parsed + len(todo), parse_s + time.perf_counter() - started
+
+    def start_helpers_if_they_pay() -> None:
+        nonlocal helpers
+        if helpers is not None or pool == "main" or len(runs) < 2:
+            return
+        left = sum(map(len, ready)) + sum(map(len, runs[planned:]))
+        if not MAIN_PARSES or helpers_pay(parsed, parse_s, left, pool, _pool_started):
+            helpers = _Helpers(pool, workers - 1)
+
+    def hand_out() -> None:
+        while ready and helpers is not None and helpers.free(futures):
+            futures.append(helpers.submit(parse_group, fmt.name, root, ready.pop(0), options))
+
+    try:
+        hashes = [hasher.submit(_hash_run, run) for run in runs]
+        while planned < len(runs) or ready:
+            # plan every run already hashed (at least one when there is nothing to parse)
+            while planned < len(runs) and (not ready or hashes[planned].done()):
+                hashed = hashes[planned].result()
+                todo = plan.todo(runs[planned], hashed)
+                bar.advance(len(hashed) - len(todo), sum(h[1] for h in hashed) - sum(i[2] for i in todo))
+                items += todo
+                if todo:
+                    ready.append(todo)
+                planned += 1
+            start_helpers_if_they_pay()
+            hand_out()
+            if ready and (MAIN_PARSES or helpers is None or helpers.failed):
+                parse_here(ready.pop(0))
+            elif ready:
+                helpers.wait(futures)
+        writers, closing = None, writers
+        closing.close()
+        for future in as_completed(futures):
+            done = future.result()
+            consumed.add(future)
+            outcomes += done
+            bar.advance(len(done), sum(o.size_bytes for o in done))
+    except BaseException:
+        if writers is not None:
+            writers.discard()  # its files are in ``outcomes``
+        for future in futures:
+            future.cancel()
+        if helpers is not None:
+            helpers.shutdown()
+        for future in futures:
+            if future not in consumed and not future.cancelled() and future.exception() is None:
+                outcomes += future.result()
+        raise
+    finally:
+        hasher.shutdown(wait=False, cancel_futures=True)
+        if helpers is not None:
+            helpers.shutdown()
+
+
+def helpers_pay(parsed: int, parse_s: float, left: int, pool: str, pool_started: bool) -> bool:
+    """Whether helpers are worth starting: this process parsed ``parsed`` files in ``parse_s``
+    seconds and ``left`` files remain; helpers pay when that is at least twice their start."""
+    if not parsed:
+        return False  # no rate yet
+    cost = HELPER_START_S["thread" if pool == "thread" else "warm" if pool_started else "cold"]
+    return parse_s / parsed * left >= 2 * cost
+
+
+class _Helpers:
+    """``count`` helper processes (or threads) for ``_hash_and_parse``, started by a thread of
+    their own so that the caller parses meanwhile; ``free`` says whether one could take a task now."""
+
+    def __init__(self, pool: str, count: int):
+        self.count = count
+        self.executor = None
+        self.ready = threading.Event()
+        self.starter = threading.Thread(target=self._start, args=(pool,), name="ingest-helpers", daemon=True)
+        self.starter.start()
+
+    def _start(self, pool: str) -> None:
+        global _pool_started
+        try:
+            if pool == "process":
+                executor = ProcessPoolExecutor(max_workers=self.count, mp_context=_spawn())
+                self.executor = executor
+                for started in [executor.submit(os.getpid) for _ in range(self.count)]:
+                    started.result()  # each helper is forked and answers
+                _pool_started = True
+            else:
+                self.executor = ThreadPoolExecutor(max_workers=self.count)
+        except Exception:  # noqa: BLE001  (no helpers: the caller parses everything)
+            if self.executor is not None:
+                self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+        finally:
+            self.ready.set()
+
+    @property
+    def failed(self) -> bool:
+        return self.ready.is_set() and self.executor is None
+
+    def wait(self, futures: list) -> None:
+        """Until a helper could take a task."""
+        self.ready.wait()
+        running = [f for f in futures if not f.done()]
+        if self.executor is not None and len(running) >= self.count:
+            wait(running, return_when=FIRST_COMPLETED)
+
+    def free(self, futures: list) -> bool:
+        if not self.ready.is_set() or self.executor is None:
+            return False
+        return sum(not f.done() for f in futures) < self.count
+
+    def submit(self, fn, *args):
+        return self.executor.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        """Stop the helpers once their tasks end (after they have started: a call smaller than a
+        fork server's first start waits for that start, as it always has)."""
+        self.starter.join()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+            self.executor = None
+
+
+def _hash_run(run: list[str]) -> list[tuple[str, int]]:
+    return [sha256_and_size(f) for f in run]
 
 
 def _parse_on_spark(spark, fmt: FileFormat, lake: Lake, groups: list[list], options: dict) -> list[_Outcome]:
@@ -422,6 +647,30 @@ def _parse_on_spark(spark, fmt: FileFormat, lake: Lake, groups: list[list], opti
     return [outcome for group in done for outcome in group]
 
 
+def committed_ids(lake: Lake, table: str, probe: str | None = None) -> Callable[[str], bool]:
+    """``app_id -> bool``: is it committed in the latest version of ``table``? The ids are read
+    from the Delta log once (``catalogs.app_transactions``), not one delta-rs log replay per file;
+    delta-rs answers when that reader cannot be sure, or disagrees with it about ``probe``."""
+    delta = lake.delta_table(table)
+
+    def ask_delta(ids: str) -> bool:
+        return delta.transaction_version(ids) is not None
+
+    found = app_transaction_ids(lake.path(table), delta.version(), delta.metadata().configuration)
+    if found is None or (probe is not None and (probe in found) != ask_delta(probe)):
+        return ask_delta
+    return found.__contains__
+
+
+# what a worker needs, imported once by the server the workers are forked from; ``__main__`` is
+# the caller's script when it is one (the ``astrolake`` command imports the whole CLI), which each
+# worker would otherwise import again; pandas (and pyarrow's shim of it) is what pyarrow imports at its
+# first ``pa.array``, half a second in every new worker otherwise
+_PRELOAD = ["__main__", "catalogs.ingest.files", "catalogs.ingest.fits_images", "catalogs.ingest.fits_spectra",
+            "catalogs.ingest.filterbank", "catalogs.ingest.voltages", "astropy.io.fits", "astropy.wcs",
+            "astropy.time", "astropy.coordinates", "pandas", "pyarrow.pandas_compat"]
+
+
 def _spawn():
     """Worker processes forked from a server that has imported the readers once (a fresh
     interpreter per worker would spend seconds importing astropy; a plain fork would copy the
@@ -429,10 +678,7 @@ def _spawn():
     import multiprocessing
 
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["catalogs.ingest.files", "catalogs.ingest.fits_images",
-                                    "catalogs.ingest.fits_spectra", "catalogs.ingest.filterbank",
-                                    "catalogs.ingest.voltages", "astropy.io.fits", "astropy.wcs",
-                                    "astropy.time", "astropy.coordinates"])
+    context.set_forkserver_preload(_PRELOAD)
     return context
 
 
@@ -462,8 +708,8 @@ def _commit(lake: Lake, fmt: FileFormat, tables: tuple[str, ...], items: list, o
         raise IngestError(f"rejected {len(rejected)} file{'s' if len(rejected) != 1 else ''}, nothing committed "
                           f"(--strict):\n{lines}{more}", report.rejected)
     if rejected:
-        quarantine = lake.delta_table(QUARANTINE)
-        new = [o for o in rejected if quarantine.transaction_version(app_id(fmt.table, o.sha256)) is None]
+        in_quarantine = committed_ids(lake, QUARANTINE, app_id(fmt.table, rejected[0].sha256))
+        new = [o for o in rejected if not in_quarantine(app_id(fmt.table, o.sha256))]
         if new:
             now = dt.datetime.now(dt.timezone.utc)
             rows = pa.table({

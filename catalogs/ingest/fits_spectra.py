@@ -29,7 +29,9 @@ import numpy as np
 import pyarrow as pa
 
 from catalogs.ingest.files import FileFormat, Rejected
+from catalogs.ingest.fits_cards import Keywords, NeedsAstropy, hdu_keywords, simple_image
 from catalogs.ingest.fits_header import observed_at, sky_position, text
+from catalogs.schemas import SPECTRA, TIMESTAMP_UTC
 
 SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
 _TO_AA = {"angstrom": 1.0, "angstroms": 1.0, "aa": 1.0, "a": 1.0, "0.1 nm": 1.0, "nm": 10.0,
@@ -101,12 +103,13 @@ def _sdss(hdul) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return 10.0 ** loglam, primary, err
 
 
-def _image_axis(header, n: int, where: str) -> np.ndarray:
+def _image_axis(header: Keywords, n: int, where: str) -> np.ndarray:
     crval = header.get("CRVAL1")
-    delta = header.get("CDELT1", header.get("CD1_1"))
+    delta = header.get("CDELT1")
+    delta = header.get("CD1_1") if delta is None else delta
     crpix = header.get("CRPIX1", 1.0)
     if crval is None or delta is None:
-        if any(k.startswith("WAT2_") for k in header) or "multispec" in str(header.get("WAT0_001", "")):
+        if any(k.startswith("WAT2_") for k in header.keys()) or "multispec" in str(header.get("WAT0_001", "")):
             raise Rejected(f"{where}: an IRAF multispec wavelength solution, not supported")
         raise Rejected(f"{where}: a 1-D image without a wavelength axis (CRVAL1 and CDELT1/CD1_1 missing): "
                        "unknown spectrum layout")
@@ -158,6 +161,15 @@ def _table_spectra(hdu, index: int) -> list[tuple[str, np.ndarray, np.ndarray, n
 
 
 def spectra_rows(path: str, sha256: str) -> list[dict]:
+    """One dict per spectrum of the file (the row of ``spectra``); Rejected when it cannot be ingested."""
+    simple = simple_image(path)
+    if simple is not None:  # one primary HDU and nothing else: read without astropy's objects
+        try:
+            return _rows(path, sha256, *_simple_spectrum(*simple))
+        except Rejected:
+            raise
+        except Exception:  # noqa: BLE001  (NeedsAstropy, or anything astropy should judge)
+            pass
     from astropy.io import fits
 
     with warnings.catch_warnings():
@@ -169,7 +181,8 @@ def spectra_rows(path: str, sha256: str) -> list[dict]:
         with hdul:
             try:
                 hdul.readall()
-                primary = hdul[0].header
+                keywords = hdu_keywords(hdul, path)
+                primary = keywords[0]
                 found: list[tuple[int, str, np.ndarray, np.ndarray, np.ndarray | None]] = []
                 if "COEFF0" in primary and "COEFF1" in primary and hdul[0].data is not None:
                     found.append((0, "HDU 0", *_check("HDU 0", *_sdss(hdul))))
@@ -180,8 +193,7 @@ def spectra_rows(path: str, sha256: str) -> list[dict]:
                             if data.ndim != 1:
                                 raise Rejected(f"HDU {index}: a {data.ndim}-D image of shape {hdu.data.shape}; "
                                                "a spectrum image must be 1-D: unknown spectrum layout")
-                            header = hdu.header if index else primary
-                            wave = _image_axis(header, len(data), f"HDU {index}")
+                            wave = _image_axis(keywords[index], len(data), f"HDU {index}")
                             found.append((index, f"HDU {index}", *_check(f"HDU {index}", wave, data, None)))
                         elif isinstance(hdu, fits.BinTableHDU):
                             found += [(index, *s) for s in _table_spectra(hdu, index)]
@@ -189,46 +201,85 @@ def spectra_rows(path: str, sha256: str) -> list[dict]:
                 raise
             except Exception as e:  # noqa: BLE001
                 raise Rejected(f"cannot read the file (truncated?): {' '.join(str(e).split())}") from e
-            if not found:
-                raise Rejected("no spectrum in the file (no 1-D image or spectrum table): unknown spectrum layout")
-            rows = []
-            for n, (index, label, wave, flux, err) in enumerate(found):
-                header = hdul[index].header if index else primary
-                merged = primary.copy()
-                if index:
-                    merged.update({k: v for k, v in header.items() if k not in ("", "COMMENT", "HISTORY")})
-                ra, dec = sky_position(merged)
-                rows.append({
-                    "spectrum_id": f"{sha256[:16]}:{n}",
-                    "source_file": path,
-                    "object": text(merged, "OBJECT", "TARGNAME", "OBJNAME"),
-                    "observed_at": observed_at(merged) or observed_at(primary),
-                    "ra_deg": ra, "dec_deg": dec,
-                    "wavelength_aa": wave, "flux": flux, "flux_err": err,
-                })
+            return _rows(path, sha256, found, keywords)
+
+
+def _simple_spectrum(keywords: Keywords, data: np.ndarray) -> tuple[list[tuple], list[Keywords]]:
+    """``found`` of a file of one primary 1-D image, as the astropy path below finds it."""
+    if "COEFF0" in keywords and "COEFF1" in keywords:
+        raise NeedsAstropy("COEFF0")  # SDSS: its error and wavelength images are in other HDUs
+    flux = np.squeeze(data)
+    if flux.ndim != 1:
+        raise NeedsAstropy("an image of more than one dimension")  # rejected there, with astropy's shape
+    wave = _image_axis(keywords, len(flux), "HDU 0")
+    return [(0, "HDU 0", *_check("HDU 0", wave, flux, None))], [keywords]
+
+
+def _rows(path: str, sha256: str, found: list[tuple], keywords: list[Keywords]) -> list[dict]:
+    if not found:
+        raise Rejected("no spectrum in the file (no 1-D image or spectrum table): unknown spectrum layout")
+    primary = keywords[0]
+    rows = []
+    for n, (index, label, wave, flux, err) in enumerate(found):
+        merged = _Merged(primary, keywords[index].repeated_last()) if index else primary
+        ra, dec = sky_position(merged)
+        rows.append({
+            "spectrum_id": f"{sha256[:16]}:{n}",
+            "source_file": path,
+            "object": text(merged, "OBJECT", "TARGNAME", "OBJNAME"),
+            "observed_at": observed_at(merged) or observed_at(primary),
+            "ra_deg": ra, "dec_deg": dec,
+            "wavelength_aa": wave, "flux": flux, "flux_err": err,
+        })
     return rows
 
 
+class _Merged:
+    """An extension's keywords over the primary header's (as ``primary.copy().update(extension)``
+    without copying the primary, whose header can hold hundreds of cards)."""
+
+    def __init__(self, primary: Keywords, extension: Keywords):
+        self.primary = primary
+        self.extension = extension
+
+    def get(self, key, default=None):
+        if key not in ("", "COMMENT", "HISTORY"):
+            value = self.extension.get(key, _MISSING)
+            if value is not _MISSING:
+                return value
+        return self.primary.get(key, default)
+
+
+_MISSING = object()
 _LIST = pa.list_(pa.float64())
+_SCALARS = pa.struct([("spectrum_id", pa.string()), ("source_file", pa.string()), ("object", pa.string()),
+                      ("observed_at", TIMESTAMP_UTC), ("ra_deg", pa.float64()), ("dec_deg", pa.float64())])
 
 
-def _arrays(rows: list[dict]) -> pa.Table:
-    columns = {k: [r[k] for r in rows] for k in ("spectrum_id", "source_file", "object", "observed_at", "ra_deg", "dec_deg")}
-    table = pa.table({**columns, "observed_at": pa.array(columns["observed_at"], pa.timestamp("us", tz="UTC")),
-                      "ra_deg": pa.array(columns["ra_deg"], pa.float64()),
-                      "dec_deg": pa.array(columns["dec_deg"], pa.float64())})
-    for name in ("wavelength_aa", "flux", "flux_err"):
-        values = [r[name] for r in rows]
-        offsets = np.zeros(len(values) + 1, dtype=np.int32)
-        np.cumsum([0 if v is None else len(v) for v in values], out=offsets[1:])
-        flat = np.concatenate([v for v in values if v is not None]) if any(v is not None for v in values) else np.empty(0)
-        mask = pa.array([v is None for v in values])
-        table = table.append_column(name, pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float64()), mask=mask))
-    return table
+def _list_column(values: list) -> pa.Array:
+    present = [v for v in values if v is not None]
+    if not present:
+        return pa.nulls(len(values), _LIST)
+    if len(values) == 1:  # the usual file: one spectrum
+        return pa.ListArray.from_arrays(pa.array([0, len(present[0])], pa.int32()), pa.array(present[0], pa.float64()))
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum([0 if v is None else len(v) for v in values], out=offsets[1:])
+    flat = present[0] if len(present) == 1 else np.concatenate(present)
+    mask = None if len(present) == len(values) else pa.array([v is None for v in values])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float64()), mask=mask)
+
+
+def spectra_table(rows: list[dict]) -> pa.Table:
+    """Rows of ``spectra_rows`` as an Arrow table of the ``spectra`` schema (typed column by column,
+    so the lake's conform has nothing left to cast)."""
+    scalars = pa.array([{f.name: r[f.name] for f in _SCALARS} for r in rows], _SCALARS)  # one conversion
+    arrays = [_list_column([r[name] for r in rows]) for name in ("wavelength_aa", "flux", "flux_err")]
+    columns = [*scalars.flatten(), *arrays]
+    return pa.Table.from_arrays(columns, schema=SPECTRA.schema)
 
 
 def parse_spectrum_file(path: str, sha256: str, options: dict) -> Iterator[tuple[str, pa.Table]]:
-    yield "spectra", _arrays(spectra_rows(path, sha256))
+    yield "spectra", spectra_table(spectra_rows(path, sha256))
 
 
 FORMAT = FileFormat("spectra", "spectra", parse_spectrum_file, SUFFIXES)

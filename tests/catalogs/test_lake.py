@@ -72,6 +72,16 @@ def test_schema_check_rejects_nulls_in_non_nullable(lake):
         lake.append("signal_events", bad)
 
 
+def test_rows_already_in_the_table_schema_are_kept_as_they_are_but_still_checked(lake):
+    schema = lake.schema("spectra")
+    rows = pa.table({"spectrum_id": ["a"], "wavelength_aa": [[1.0, 2.0]], "flux": [[3.0, 4.0]]})
+    conformed = lake.conform("spectra", rows)
+    assert conformed.schema.equals(schema) and lake.conform("spectra", conformed) is conformed
+    nulls = conformed.set_column(0, schema.field("spectrum_id"), pa.array([None], pa.string()))
+    with pytest.raises(SchemaMismatchError, match="'spectrum_id' of table 'spectra' may not be null"):
+        lake.conform("spectra", nulls)
+
+
 def test_schema_check_rejects_unconvertible_type(lake):
     bad = events().set_column(2, "target", pa.array([1, 2, 3]))
     bad = bad.set_column(7, "snr", pa.array(["a", "b", "c"]))

@@ -6,8 +6,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import write_deltalake
 
@@ -186,7 +188,7 @@ def test_sigkill_mid_ingest_leaves_the_table_at_its_old_version_and_a_rerun_comm
     while not list(lake_path.joinpath("spectra").glob("part-*.parquet")) and time.time() < deadline:
         assert process.poll() is None, "the ingest finished before it could be killed"
         time.sleep(0.005)
-    time.sleep(0.2)
+    time.sleep(0.05)  # some files parsed (the ingest runs on for about 0.4 s more here)
     assert process.poll() is None, "the ingest finished before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -198,3 +200,55 @@ def test_sigkill_mid_ingest_leaves_the_table_at_its_old_version_and_a_rerun_comm
     assert again.files == [] and len(again.skipped) == n
     spectra = table(Lake(lake_path), "spectra")
     assert spectra.num_rows == n and len(set(spectra["spectrum_id"].to_pylist())) == n
+
+
+@pytest.mark.slow
+def test_helper_processes_parse_what_this_process_leaves_them(tmp_path, monkeypatch):
+    paths = [spectrum_fits(tmp_path / f"s{i}.fits", seed=i) for i in range(12)]
+    alone = Lake(tmp_path / "alone")
+    ingest_spectra(alone, paths, workers=1)
+    monkeypatch.setattr(files_module, "MAIN_PARSES", False)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("parsed in the calling process")
+
+    monkeypatch.setattr(files_module, "_parse_one", not_here)  # the helpers have their own
+    helped = Lake(tmp_path / "helped")
+    report = ingest_spectra(helped, paths, workers=3)
+    assert report.rows == {"spectra": 12} and report.versions == {"spectra": 1} and not report.rejected
+    got = [table(lake, "spectra").sort_by("spectrum_id").drop(["source_file"]) for lake in (alone, helped)]
+    assert got[0].equals(got[1])
+
+
+def test_small_files_share_one_parquet_file_and_row_group(lake, tmp_path):
+    paths = [spectrum_fits(tmp_path / f"s{i}.fits", seed=i) for i in range(30)]
+    ingest_spectra(lake, paths)
+    [part] = [Path(f) for f in lake.snapshot("spectra").files]
+    assert pq.ParquetFile(part).metadata.num_row_groups == 1
+    assert pq.ParquetFile(part).metadata.num_rows == 30
+
+
+def test_an_interrupt_mid_ingest_leaves_no_parquet_and_no_commit(lake, tmp_path):
+    spectra = FORMATS["spectra"]()
+    paths = [spectrum_fits(tmp_path / f"s{i}.fits", seed=i) for i in range(6)]
+
+    def parse(path, sha, options):
+        if path.endswith("s4.fits"):
+            raise KeyboardInterrupt
+        yield from spectra.parse(path, sha, options)
+
+    fmt = files_module.FileFormat("spectra", "spectra", parse, (".fits",))
+    with pytest.raises(KeyboardInterrupt):
+        ingest_files(lake, fmt, paths)
+    assert lake.delta_table("spectra").version() == 0
+    assert not list(lake.path("spectra").glob("*.parquet"))
+
+
+def test_helpers_start_only_when_the_parsing_left_outlasts_their_start():
+    helpers_pay = files_module.helpers_pay
+    assert not helpers_pay(0, 0.0, 1000, "process", True)  # no rate yet
+    assert not helpers_pay(10, 0.01, 190, "process", True)  # 0.19 s left: a warm start costs 0.1 s
+    assert helpers_pay(10, 0.01, 1990, "process", True)
+    assert not helpers_pay(10, 0.01, 1990, "process", False)  # the fork server's first start: 1.5 s
+    assert helpers_pay(10, 0.01, 4000, "process", False)
+    assert helpers_pay(10, 0.01, 190, "thread", False)
