@@ -123,3 +123,31 @@ def cpu_use_since(start: CpuSample, cores: int) -> CpuUse:
     own = end.own_s - start.own_s
     return CpuUse(end.wall_s - start.wall_s, cores, own,
                   max(0.0, end.busy_s - start.busy_s - own), end.steal_s - start.steal_s)
+
+
+def tree_cpu_s(root: int | None = None) -> float:
+    """CPU seconds (user + system) of a process and all its living descendants (the JVM and
+    Python workers Spark starts, a pool of worker processes) plus the children it has reaped."""
+    root = root or os.getpid()
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    total = 0.0
+    for pid in used:
+        node = pid
+        while node and node != root and node in parents:
+            node = parents[node]
+        if node == root:
+            total += used[pid]
+    times = os.times()
+    return total + times.children_user + times.children_system
