@@ -21,7 +21,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    Schema,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
@@ -388,13 +396,25 @@ class Lake:
         try:
             write_deltalake(
                 str(self.path(name)), data, mode=mode, schema_mode=schema_mode,
-                commit_properties=props,
+                commit_properties=props, writer_properties=_writer_properties(data.schema),
             )
         except CommitFailedError as e:
             raise LakeError(f"commit to table '{name}' failed, nothing written: {e}") from e
         except (DeltaError, pa.ArrowException) as e:
             raise LakeError(f"write to table '{name}' failed, nothing written: {e}") from e
         return self.delta_table(name).version()
+
+
+def _writer_properties(schema: pa.Schema) -> WriterProperties | None:
+    """Parquet settings for a write: a table with binary columns (pixels, samples, power) is
+    written uncompressed with the blobs neither dictionary-encoded nor given statistics, as the
+    file ingest writes them. Float pixels and voltages barely compress, and uncompressed pages
+    are read with no decompression pass (a scan of voltages took longer than their FFT)."""
+    blobs = [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if not blobs:
+        return None
+    plain = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
+    return WriterProperties(compression="UNCOMPRESSED", column_properties={name: plain for name in blobs})
 
 
 def _commit_properties(app_ids, note) -> CommitProperties:

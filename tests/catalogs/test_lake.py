@@ -174,3 +174,23 @@ def test_prune_skips_files_by_their_log_statistics(lake):
     assert lake.prune(snap, ()) == snap
     old = lake.snapshot("signal_events", version=1)
     assert lake.prune(old, (Bound("snr", ">", 30.0),)).files == ()
+
+
+def test_tables_with_blobs_are_written_uncompressed_without_blob_statistics(lake):
+    import pyarrow.parquet as pq
+
+    lake.append("voltages", pa.table({
+        "snapshot_id": ["a", "b"],
+        "samples": pa.array([bytes(range(256)) * 64, b"\x00" * 16384], pa.binary()),
+    }))
+    lake.create_table("plain", pa.table({"x": [1, 2, 3]}))
+    (path,) = lake.snapshot("voltages").files
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    columns = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert columns["samples"].compression == "UNCOMPRESSED"
+    assert not columns["samples"].is_stats_set
+    assert "PLAIN_DICTIONARY" not in columns["samples"].encodings and "RLE_DICTIONARY" not in columns["samples"].encodings
+    (plain,) = lake.snapshot("plain").files
+    assert pq.ParquetFile(plain).metadata.row_group(0).column(0).compression == "SNAPPY"
+    assert lake.snapshot("voltages").files and lake.delta_table("voltages").to_pyarrow_table(
+        columns=["samples"])["samples"].to_pylist()[1] == b"\x00" * 16384
