@@ -28,7 +28,7 @@ import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -36,6 +36,7 @@ from sqlglot import exp
 
 from catalogs.lake import Snapshot
 from engine.backends import worker_processes
+from engine.backends.lateral_views import conjuncts
 from udfs.registry import UdfSpec, evaluate, get
 
 BATCH_ROWS = 65_536  # rows per batch for narrow rows (what Spark's Arrow UDFs get)
@@ -72,7 +73,6 @@ class Stage:
     calls: list[Call]
     passthrough: list[str]  # the table's columns the rest of the query reads
     predicate: exp.Expression | None  # WHERE conjuncts applied to each batch (table columns only)
-    constants: dict[int, pa.Scalar] = field(default_factory=dict)  # id(arg) -> its value
 
     @property
     def read_columns(self) -> list[str]:
@@ -139,7 +139,7 @@ def _stage_for(select: exp.Select, snapshots, library, index: int):
         # may become a column only where the GROUP BY names the same call
         if grouped and not _per_row(node, select) and key not in group_keys:
             continue
-        if not _eligible(node, spec, alias, columns, library):
+        if not _eligible(node, spec, alias, columns):
             continue
         if key not in calls:
             calls[key] = Call(spec, [a.copy() for a in node.expressions], f"__fn{index}_{len(calls)}")
@@ -151,7 +151,7 @@ def _stage_for(select: exp.Select, snapshots, library, index: int):
     relation = f"__astrolake_stage_{index}"
     for node in chosen:
         node.replace(exp.column(calls[node.sql(dialect="spark")].column, table=alias))
-    pushed, kept = _split_where(select, alias, columns, library)
+    pushed, kept = _split_where(select, alias, columns)
     select.set("where", exp.Where(this=exp.and_(*kept)) if kept else None)
     select.set("from_", exp.From(this=exp.Table(this=exp.to_identifier(relation, quoted=True),
                                                 alias=exp.TableAlias(this=exp.to_identifier(alias)))))
@@ -210,7 +210,7 @@ def _compatible(actual: pa.DataType, declared: pa.DataType) -> bool:
     return kind(actual) == kind(declared)
 
 
-def _eligible(node: exp.Anonymous, spec: UdfSpec, alias: str, columns: dict, library) -> bool:
+def _eligible(node: exp.Anonymous, spec: UdfSpec, alias: str, columns: dict) -> bool:
     if len(node.expressions) != len(spec.args) or not any(isinstance(a, exp.Column) for a in node.expressions):
         return False  # a call of constants is a constant: DuckDB folds it
     for arg, declared in zip(node.expressions, spec.args):
@@ -222,21 +222,13 @@ def _eligible(node: exp.Anonymous, spec: UdfSpec, alias: str, columns: dict, lib
     return True
 
 
-def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
-    if isinstance(node, exp.And):
-        return _conjuncts(node.this) + _conjuncts(node.expression)
-    if isinstance(node, exp.Paren) and isinstance(node.this, exp.And):
-        return _conjuncts(node.this)
-    return [node]
-
-
-def _split_where(select: exp.Select, alias: str, columns: dict, library) -> tuple[list, list]:
+def _split_where(select: exp.Select, alias: str, columns: dict) -> tuple[list, list]:
     """The WHERE conjuncts a batch can apply (table columns and plain operators only), the rest."""
     where = select.args.get("where")
     if where is None:
         return [], []
     pushed, kept = [], []
-    for part in _conjuncts(where.this):
+    for part in conjuncts(where.this):
         plain = all(isinstance(n, _PUSHABLE) for n in part.walk()) and all(
             _is_table_column(c, alias, columns) for c in part.find_all(exp.Column))
         (pushed if plain else kept).append(part.copy() if plain else part)

@@ -46,11 +46,12 @@ def _lateral_tables(select: exp.Select) -> dict[str, str]:
     return names
 
 
-def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+def conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    """The terms of a chain of ANDs (through parentheses)."""
     if isinstance(node, exp.And):
-        return _conjuncts(node.this) + _conjuncts(node.expression)
+        return conjuncts(node.this) + conjuncts(node.expression)
     if isinstance(node, exp.Paren) and isinstance(node.this, exp.And):
-        return _conjuncts(node.this)
+        return conjuncts(node.this)
     return [node]
 
 
@@ -61,7 +62,7 @@ def _split_where(select: exp.Select, generated: set[str]) -> tuple[list, list]:
     if where is None:
         return [], []
     early, late = [], []
-    for part in _conjuncts(where.this):
+    for part in conjuncts(where.this):
         names = {c.name for c in part.find_all(exp.Column)} | {c.table for c in part.find_all(exp.Column) if c.table}
         plain = not part.find(exp.Subquery, exp.AggFunc, exp.Window, exp.Star)
         (early if plain and not names & generated else late).append(part)
