@@ -165,12 +165,12 @@ class DuckDBBackend(Backend):
         if self.function_prepass:
             library = {s.name: s for s in self._library}
             tree, stages = function_prepass.plan(tree, self._snapshots, library)
-        runs = []
+        runs, cursor = [], None
         try:
             for stage in stages:
                 self._columns[stage.relation] = {f.name: sql_type(f.type) for f in stage.schema}
             sql = self.compile(tree)
-            if stages:
+            if stages:  # the stages' own scans, filters and casts: a second connection
                 cursor = self.con.cursor()
                 cursor.execute("SET TimeZone = 'UTC'")
             for stage in stages:
@@ -185,6 +185,8 @@ class DuckDBBackend(Backend):
                 self.con.unregister(run.stage.relation)
             for stage in stages:
                 self._columns.pop(stage.relation, None)
+            if cursor is not None:
+                cursor.close()
 
     def _stage_batches(self, cursor, stage: function_prepass.Stage):
         """A stage's input rows: pyarrow's scan when it reads blobs (DuckDB's BLOB export is

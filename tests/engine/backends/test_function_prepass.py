@@ -239,3 +239,17 @@ def test_a_kernel_that_holds_the_gil_runs_in_worker_processes(sessions, query, m
 
     leftover = [p for p in glob.glob("/dev/shm/psm_*") if os.stat(p).st_uid == os.getuid()]
     assert not leftover or all(os.path.getmtime(p) < __import__("time").time() - 600 for p in leftover)
+
+
+def test_a_limit_stops_the_stage_early_and_leaves_nothing_running(sessions, monkeypatch):
+    import threading
+
+    session = sessions[0]
+    monkeypatch.setattr(function_prepass, "BATCH_ROWS", 256)  # many batches, few read
+    before = threading.active_count()
+    for _ in range(3):
+        got = session.sql("SELECT event_id, distance(ra_deg, dec_deg, 0.0, 0.0) AS d FROM signal_events LIMIT 5")
+        assert got.num_rows == 5
+    assert threading.active_count() <= before + 1
+    assert session.sql("SELECT count(*) AS n FROM signal_events WHERE distance(ra_deg, dec_deg, 0.0, 0.0) >= 0"
+                       ).to_pylist()[0]["n"] > 0
