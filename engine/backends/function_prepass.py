@@ -8,18 +8,20 @@ columns, this pass computes the calls before DuckDB sees the rows:
     SELECT avg(doppler_correct(freq_hz, observed_at, ra_deg, dec_deg, site) - freq_hz)
     FROM signal_events WHERE snr > 25
 
-becomes a stage that scans the snapshot's Parquet files with pyarrow in large batches (zero-copy
-blobs), keeps the rows of the WHERE conjuncts it can apply (``snr > 25``, evaluated by DuckDB on
-the batch's columns), evaluates ``doppler_correct`` on each batch (``udfs.registry.evaluate``,
-the same call the UDF adapters make; two batches at a time in threads, so kernels that release
-the GIL use both cores), and streams the surviving rows, with one column per call, to DuckDB:
+becomes a stage that reads the columns the call needs in large batches: DuckDB's own scan with
+the WHERE conjuncts it can apply pushed into it (``snr > 25``), or, when a blob column is read,
+pyarrow's scan (zero-copy blobs) with those conjuncts evaluated by DuckDB on each batch's small
+columns. It evaluates ``doppler_correct`` on each batch (``udfs.registry.evaluate``, the same call
+the UDF adapters make), two batches at a time: in threads, so kernels that release the GIL use
+both cores, or for a kernel that keeps it (``holds_gil``) over a large table in worker processes
+(engine/backends/worker_processes.py). The surviving rows stream to DuckDB with one column per call:
 
-    SELECT avg(__fn0 - freq_hz) FROM <stage> AS signal_events
+    SELECT avg(__fn0_0 - freq_hz) FROM <stage> AS signal_events
 
 Only the columns the rest of the query reads cross into DuckDB, so a spectrogram's input
 samples never do. A call is computed here when each argument is a column of the FROM table or a
-literal (and at least one is a column); anything else (a join, an expression argument, a nested library call) stays on the UDF
-path, which gives the same results (the execution tests run both ways).
+literal (and at least one is a column); anything else (a join, an expression argument, a nested
+library call) stays on the UDF path, which gives the same results (the tests run both ways).
 """
 
 from __future__ import annotations
