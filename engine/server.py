@@ -182,8 +182,21 @@ class LakeServer:
 
             raise BackendUnavailableError(f"the Thrift server did not start: {_java_line(e)}") from e
         _wait_listening(o.host, o.port, timeout_s=60)
+        self._warm_up()
         threading.Thread(target=self._refresh_loop, name="astrolake-refresh", daemon=True).start()
         return o.jdbc_url
+
+    def _warm_up(self) -> None:
+        """Run one small query through the gate before clients come, so the first client's
+        query does not pay for the JVM's first parse, plan, code generation and task launch
+        (seconds on a small machine, which a short --query-timeout would count against it)."""
+        if not self.views.versions:
+            return
+        first = min(self.views.versions, key=lambda name: (name.startswith("_"), name))
+        try:
+            self.spark.sql(f"SELECT count(*) FROM `{first}`").collect()
+        except Exception:  # noqa: BLE001 - a client querying that table gets the error itself
+            pass
 
     def _gated_session(self, base):
         """A new session of ``base``'s context whose parser is the statement gate."""

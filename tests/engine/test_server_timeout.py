@@ -23,7 +23,8 @@ pyhive = pytest.importorskip("pyhive", reason="PyHive is a dev dependency: pip i
 def served(demo_lake_path, tmp_path_factory):
     lake = tmp_path_factory.mktemp("timeout") / "lake"
     shutil.copytree(demo_lake_path, lake)
-    server = start_server(lake, lake.parent, "--query-timeout", "3")
+    # long enough for a small query on a slow, busy machine; the runaway below never ends
+    server = start_server(lake, lake.parent, "--query-timeout", "10")
     yield server
     server.stop()
 
@@ -35,5 +36,5 @@ def test_the_server_wide_timeout_stops_a_runaway_query(served):
         with pytest.raises(pyhive.exc.OperationalError, match="TIMEDOUT|timed out|cancel"):
             cursor.execute("SELECT sum(hash(id)) FROM range(0, 1000000000000)")
             cursor.fetchall()
-    assert time.monotonic() - started < 60
+    assert 10 <= time.monotonic() - started < 60
     assert query(served, "SELECT count(*) FROM signal_events")[0][0] > 0
