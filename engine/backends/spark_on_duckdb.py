@@ -51,8 +51,21 @@ def _array_distinct(node: exp.ArrayDistinct) -> exp.Expression:
     return exp.ArrayFilter(this=node.this, expression=keep)
 
 
+def _like(node: exp.Like | exp.ILike) -> exp.Expression:
+    # Spark's LIKE escapes with a backslash unless told otherwise ('a\_b' matches only "a_b");
+    # DuckDB's has no escape character unless given one
+    if isinstance(node.parent, exp.Escape):
+        return node
+    pattern = node.expression
+    if isinstance(pattern, exp.Literal) and "\\" not in pattern.this:
+        return node
+    return exp.Escape(this=node, expression=exp.Literal.string("\\"))
+
+
 TRANSFORMS: Mapping[type, callable] = {
     exp.ArrayDistinct: _array_distinct,
+    exp.Like: _like,
+    exp.ILike: _like,
     exp.DayOfWeek: _day_of_week,
     exp.TsOrDsAdd: _date_add,
     exp.StrToUnix: _unix_timestamp,

@@ -34,6 +34,9 @@ CORPUS = [
     C("SELECT target FROM signal_events WHERE target IN ('TRAPPIST-1', 'Tau Ceti') AND snr > 60"),
     C("SELECT count(*) AS n FROM signal_events WHERE target NOT IN ('Vega', 'Sirius') OR snr < 11"),
     C("SELECT count(*) AS n FROM signal_events WHERE target LIKE 'K%' AND abs(drift_hz_s) < 0.5"),
+    # Spark's LIKE escapes with a backslash by default
+    C("SELECT 'b%c' LIKE 'b\\%c' AS a, 'bxc' LIKE 'b\\%c' AS b, 'a_b' ILIKE 'A\\_B' AS c, "
+      "'axb' LIKE 'a\\_b' AS d, 'x#' LIKE 'x##' ESCAPE '#' AS e, 'Voyager-1' LIKE 'Voy%' AS f"),
     C("SELECT count(*) AS n FROM signal_events WHERE NOT (snr > 20) AND site <> 'GBT'"),
     C("SELECT event_id, freq_hz / 1e6 AS freq_mhz, drift_hz_s * 60 AS drift_hz_min FROM signal_events WHERE snr > 300"),
     C("SELECT DISTINCT site FROM signal_events"),
