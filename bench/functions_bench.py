@@ -63,11 +63,13 @@ def interleaved(first, second, runs: int) -> tuple[float, float, float, float]:
 
 
 def connect(lake_root, engine_name: str):
-    """A session; ``duckdb-udf`` is DuckDB with the function pre-pass off (its UDF path)."""
+    """A session; ``duckdb-udf`` and ``spark-udf`` are DuckDB and Spark with the function
+    pre-pass off (their UDF paths)."""
     import engine
 
-    if engine_name == "duckdb-udf":
-        return engine.connect(lake_root, engine="duckdb", function_prepass=False)
+    if engine_name.endswith("-udf"):
+        name = engine_name[: -len("-udf")]
+        return engine.connect(lake_root, engine=name, function_prepass=False, **_spark_options(name))
     return engine.connect(lake_root, engine=engine_name, **_spark_options(engine_name))
 
 

@@ -94,14 +94,18 @@ class Stage:
 
 # ---- planning ------------------------------------------------------------------------------
 
-def plan(tree: exp.Expression, snapshots: dict[str, Snapshot], library: dict[str, UdfSpec]
-         ) -> tuple[exp.Expression, list[Stage]]:
-    """``tree`` with each eligible SELECT reading a stage instead of its table, and the stages."""
+def plan(tree: exp.Expression, snapshots: dict[str, Snapshot], library: dict[str, UdfSpec],
+         blob_calls_only: bool = False, can_push=None) -> tuple[exp.Expression, list[Stage]]:
+    """``tree`` with each eligible SELECT reading a stage instead of its table, and the stages.
+
+    ``blob_calls_only``: take only calls with a binary column argument (pixels, samples).
+    ``can_push(conjunct, column types)``: whether a plain WHERE conjunct may go into the stage
+    (default: every one of ``_PUSHABLE`` nodes); the others stay in the query."""
     stages: list[Stage] = []
 
     def rewrite(node):
         if isinstance(node, exp.Select):
-            stage = _stage_for(node, snapshots, library, len(stages))
+            stage = _stage_for(node, snapshots, library, len(stages), blob_calls_only, can_push)
             if stage is not None:
                 stages.append(stage[1])
                 return stage[0]
@@ -119,7 +123,7 @@ def _scope_of(node: exp.Expression) -> exp.Select | None:
     return parent
 
 
-def _stage_for(select: exp.Select, snapshots, library, index: int):
+def _stage_for(select: exp.Select, snapshots, library, index: int, blob_calls_only=False, can_push=None):
     source = select.args.get("from_")
     if source is None or select.args.get("joins") or not isinstance(source.this, exp.Table):
         return None
@@ -143,6 +147,9 @@ def _stage_for(select: exp.Select, snapshots, library, index: int):
             continue
         if not _eligible(node, spec, alias, columns):
             continue
+        if blob_calls_only and not any(isinstance(a, exp.Column) and _is_binary(columns[a.name])
+                                       for a in node.expressions):
+            continue
         if key not in calls:
             calls[key] = Call(spec, [a.copy() for a in node.expressions], f"__fn{index}_{len(calls)}")
         chosen.append(node)
@@ -153,7 +160,7 @@ def _stage_for(select: exp.Select, snapshots, library, index: int):
     relation = f"__astrolake_stage_{index}"
     for node in chosen:
         node.replace(exp.column(calls[node.sql(dialect="spark")].column, table=alias))
-    pushed, kept = _split_where(select, alias, columns)
+    pushed, kept = _split_where(select, alias, columns, can_push)
     select.set("where", exp.Where(this=exp.and_(*kept)) if kept else None)
     select.set("from_", exp.From(this=exp.Table(this=exp.to_identifier(relation, quoted=True),
                                                 alias=exp.TableAlias(this=exp.to_identifier(alias)))))
@@ -224,8 +231,9 @@ def _eligible(node: exp.Anonymous, spec: UdfSpec, alias: str, columns: dict) -> 
     return True
 
 
-def _split_where(select: exp.Select, alias: str, columns: dict) -> tuple[list, list]:
-    """The WHERE conjuncts a batch can apply (table columns and plain operators only), the rest."""
+def _split_where(select: exp.Select, alias: str, columns: dict, can_push=None) -> tuple[list, list]:
+    """The WHERE conjuncts a batch can apply (table columns and plain operators only, and what
+    ``can_push`` accepts), the rest."""
     where = select.args.get("where")
     if where is None:
         return [], []
@@ -233,6 +241,8 @@ def _split_where(select: exp.Select, alias: str, columns: dict) -> tuple[list, l
     for part in conjuncts(where.this):
         plain = all(isinstance(n, _PUSHABLE) for n in part.walk()) and all(
             _is_table_column(c, alias, columns) for c in part.find_all(exp.Column))
+        if plain and can_push is not None:
+            plain = can_push(part, columns)
         (pushed if plain else kept).append(part.copy() if plain else part)
     return pushed, kept
 
@@ -273,8 +283,7 @@ def scan_batches(stage: Stage, filter_batch):
     dataset = ds.dataset(list(snapshot.files), schema=schema, format="parquet", partitioning=partitioning,
                          partition_base_dir=snapshot.location or None)
     columns = stage.read_columns
-    width = sum(_mean_blob_bytes(snapshot, n) if _is_binary(schema.field(n).type) else 8 for n in columns) or 8
-    rows = max(1, min(BATCH_ROWS, BATCH_BYTES // width))
+    rows = batch_rows(stage)
     # little read-ahead: a few batches' memory is reused by the allocator; more is returned to the
     # system and faulted in again (on this VM that cost seconds of system time per GB)
     scanner = dataset.scanner(columns=columns, batch_size=rows, batch_readahead=1, fragment_readahead=1)
@@ -284,13 +293,22 @@ def scan_batches(stage: Stage, filter_batch):
         yield batch
 
 
+def batch_rows(stage: Stage) -> int:
+    """Rows per batch: BATCH_ROWS, or fewer where the rows read are wide (about BATCH_BYTES)."""
+    schema = stage.snapshot.schema
+    width = sum(_mean_blob_bytes(stage.snapshot, n) if _is_binary(schema.field(n).type) else 8
+                for n in stage.read_columns) or 8
+    return max(1, min(BATCH_ROWS, BATCH_BYTES // width))
+
+
 class StageRun:
     """A stage's rows as an Arrow stream: ``source`` batches in, one column per call added,
     ``IN_FLIGHT`` batches evaluated at once (in threads, or in worker processes for a kernel that
     holds the GIL over a large table); the first error a batch raised kept for the caller."""
 
-    def __init__(self, stage: Stage, source, constant):
+    def __init__(self, stage: Stage, source, constant, in_flight: int = IN_FLIGHT):
         self.stage = stage
+        self.in_flight = in_flight
         self.error: BaseException | None = None
         self._source = source
         self._constants = {id(a): constant(a, c.spec.args[i].type)
@@ -307,7 +325,7 @@ class StageRun:
     def in_processes(self) -> bool:
         """Whether the calls run in worker processes: a kernel that keeps the GIL, over enough data
         to repay sending it (one core otherwise, however many threads)."""
-        if IN_FLIGHT < 2 or not any(c.spec.holds_gil for c in self.stage.calls):
+        if self.in_flight < 2 or not any(c.spec.holds_gil for c in self.stage.calls):
             return False
         return _size_bytes(self.stage.snapshot) >= PROCESSES_FROM_BYTES
 
@@ -324,10 +342,10 @@ class StageRun:
     def _batches(self):
         pending: deque = deque()
         if self.in_processes:
-            slots = worker_processes.SharedSlots(IN_FLIGHT + 1)
-            workers = worker_processes.pool(IN_FLIGHT)
+            slots = worker_processes.SharedSlots(self.in_flight + 1)
+            workers = worker_processes.pool(self.in_flight)
         else:
-            slots, workers = None, ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="astrolake-stage")
+            slots, workers = None, ThreadPoolExecutor(self.in_flight, thread_name_prefix="astrolake-stage")
         try:
             for batch in self._source(self.stage):
                 if self._stop.is_set():
@@ -335,7 +353,7 @@ class StageRun:
                 if batch.num_rows == 0:
                     continue
                 pending.append((batch, self._submit(workers, slots, batch)))
-                if len(pending) >= IN_FLIGHT:
+                if len(pending) >= self.in_flight:
                     yield self._assemble(*self._result(pending.popleft(), slots))
             while pending:
                 yield self._assemble(*self._result(pending.popleft(), slots))

@@ -16,16 +16,20 @@ import re
 import shutil
 import uuid
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
+from sqlglot import exp
 
 from catalogs.lake import Lake, Snapshot
 from catalogs.schemas import spec
+from engine.backends import function_prepass, spark_prepass
 from engine.backends.base import Backend, subset_suffix, target_names
 from engine.errors import (
     BackendUnavailableError,
     CompileError,
+    EngineError,
     QueryError,
     SchemaMismatchError,
     UnknownColumnError,
@@ -61,10 +65,13 @@ class SparkBackend(Backend):
     name = "spark"
     dialect = "spark"
 
-    def __init__(self, master: str | None = None, conf: dict[str, str] | None = None):
+    def __init__(self, master: str | None = None, conf: dict[str, str] | None = None,
+                 function_prepass: bool = True):
         self.spark = spark_session(master, conf or {})
         _register_functions(self.spark)
+        self.function_prepass = function_prepass
         self._views: dict[tuple, str] = {}
+        self._snapshots: dict[str, Snapshot] = {}  # view -> the snapshot it reads
         self._blob_views: set[str] = set()  # views of tables with BINARY columns (pixels, samples)
         self._functions: set[str] | None = None
 
@@ -78,6 +85,7 @@ class SparkBackend(Backend):
             view = f"{snapshot.table}_v{snapshot.version}_{place}" + subset_suffix(snapshot)
             self.dataframe(snapshot).createOrReplaceTempView(view)
             self._views[key] = view
+            self._snapshots[view] = snapshot
             if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in snapshot.schema):
                 self._blob_views.add(view)
         return view
@@ -105,6 +113,51 @@ class SparkBackend(Backend):
 
     # ---- running -----------------------------------------------------------------------
 
+    def execute(self, tree: exp.Expression) -> pa.Table:
+        """Run a bound tree; library calls over blob columns of one table are computed where
+        the Parquet is read (engine/backends/spark_prepass.py) unless ``function_prepass`` is off."""
+        with self._staged(tree) as (sql, _stages):
+            return self.run(sql)
+
+    def explain(self, tree: exp.Expression) -> str:
+        with self._staged(tree) as (sql, stages):
+            plan = self.plan(sql)
+        if not stages:
+            return plan
+        lines = ["function pre-pass (library calls over blobs computed by pyarrow in Spark tasks):"]
+        for stage in stages:
+            where = f" WHERE {stage.predicate.sql(dialect='spark')}" if stage.predicate is not None else ""
+            calls = ", ".join(f"{c.column} = {c.spec.name}(...)" for c in stage.calls)
+            lines.append(f"  {stage.relation}: {calls} over {stage.snapshot.table} v{stage.snapshot.version} "
+                         f"(a task per row group{where}; reads {', '.join(stage.read_columns)})")
+        return "\n".join(lines) + "\n\n" + plan
+
+    @contextmanager
+    def _staged(self, tree: exp.Expression):
+        """The SQL to run for ``tree`` and the pre-pass stages it reads, as temporary views meanwhile."""
+        stages = []
+        if self.function_prepass:
+            from udfs.registry import all_functions
+
+            library = {s.name: s for s in all_functions()}
+            tree, stages = function_prepass.plan(tree, self._snapshots, library, blob_calls_only=True,
+                                                 can_push=spark_prepass.can_push)
+        registered = []
+        try:
+            if stages:
+                constants = spark_prepass.constant_values(self.spark, stages)
+                for stage in stages:
+                    spark_prepass.stage_frame(self.spark, stage, constants).createOrReplaceTempView(stage.relation)
+                    registered.append(stage.relation)
+            yield self.compile(tree), stages
+        except EngineError:
+            raise
+        except Exception as e:  # pyspark raises many unrelated classes
+            raise translate(e) from e
+        finally:
+            for view in registered:
+                self.spark.catalog.dropTempView(view)
+
     def run(self, sql: str) -> pa.Table:
         try:
             with self._reading_blobs(sql):
@@ -127,9 +180,12 @@ class SparkBackend(Backend):
 
     def write(self, tree, lake: Lake, table: str, mode: str, columns=None) -> tuple[int, int]:
         """Spark writes the Parquet files; one delta-rs commit publishes them."""
+        with self._staged(tree) as (sql, _stages):
+            return self._write(sql, lake, table, mode, columns)
+
+    def _write(self, sql: str, lake: Lake, table: str, mode: str, columns) -> tuple[int, int]:
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        sql = self.compile(tree)
         try:
             frame = self.spark.sql(sql)
             frame = frame.toDF(*target_names(frame.columns, lake, table, mode, columns))

@@ -1,0 +1,296 @@
+"""Library calls over blob columns on Spark, evaluated where the Parquet is read (no JVM copy).
+
+Through Spark's UDF path an image or a voltage recording is read by the JVM's Parquet reader,
+copied into Spark rows, converted to Arrow and sent to a Python worker over a socket, and the
+reader fills 4,096-row batches (gigabytes of images) unless told otherwise. For a call such as
+
+    SELECT id, sep_extract(pixels, width, height, 1.5) FROM images WHERE exptime > 30
+
+the pre-pass planner (engine/backends/function_prepass.py, ``blob_calls_only``) makes a stage
+of the SELECT, and this module runs it as a Spark job whose rows are the pieces of the snapshot
+(one per Parquet row group): each task reads its piece with pyarrow in the Python worker,
+applies the WHERE conjuncts it can (as a pyarrow filter, which also skips row groups by their
+statistics), evaluates the calls as the DuckDB pre-pass does (``function_prepass.StageRun``:
+two batches at a time, worker processes for a kernel that keeps the GIL) and returns only the
+columns the rest of the query reads. The JVM never touches the blobs; the query reads the
+stage's DataFrame as a temporary view in the table's place:
+
+    SELECT id, __fn0_0 FROM `__astrolake_stage_0` AS images
+
+A conjunct this module cannot express as a pyarrow filter with Spark SQL's meaning stays in the
+query (the calls are then computed for those rows too: pure functions, so the same answer).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from sqlglot import exp
+
+from catalogs.lake import Snapshot
+from engine.backends import function_prepass
+from engine.backends.function_prepass import Stage
+
+
+# ---- WHERE conjuncts as pyarrow filters ----------------------------------------------------
+
+def _kind(t: pa.DataType) -> str | None:
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return "number"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    return None
+
+
+def arrow_filter(node: exp.Expression, columns: dict[str, pa.DataType]):
+    """``node`` (a WHERE conjunct over ``columns``) as a pyarrow compute expression with Spark
+    SQL's meaning (three-valued AND/OR, NULL drops the row), or None where that is not sure:
+    only numbers, strings and booleans compared with values of the same kind; no casts, division
+    or NOT over IN (whose NULL rules differ)."""
+    try:
+        expression, kind = _translate(node, columns, top=True)
+    except _Untranslatable:
+        return None
+    return expression if kind == "boolean" else None
+
+
+class _Untranslatable(Exception):
+    pass
+
+
+_COMPARISONS = {exp.EQ: "equal", exp.NEQ: "not_equal", exp.GT: "greater", exp.GTE: "greater_equal",
+                exp.LT: "less", exp.LTE: "less_equal"}
+_ARITHMETIC = {exp.Add: "add_checked", exp.Sub: "subtract_checked", exp.Mul: "multiply_checked"}
+
+
+def _translate(node, columns, top=False):
+    if isinstance(node, exp.Paren):
+        return _translate(node.this, columns, top)
+    if isinstance(node, exp.Column):
+        kind = _kind(columns[node.name])
+        if kind is None:
+            raise _Untranslatable(node)
+        return pc.field(node.name), kind
+    if isinstance(node, exp.Literal):
+        value, kind = _literal(node)
+        return pc.scalar(value), kind
+    if isinstance(node, exp.Boolean):
+        return pc.scalar(bool(node.this)), "boolean"
+    if isinstance(node, exp.Neg):
+        inner, kind = _translate(node.this, columns)
+        if kind != "number":
+            raise _Untranslatable(node)
+        return pc.negate_checked(inner), "number"
+    if isinstance(node, exp.Abs):
+        inner, kind = _translate(node.this, columns)
+        if kind != "number":
+            raise _Untranslatable(node)
+        return pc.abs_checked(inner), "number"
+    if type(node) in _ARITHMETIC:
+        left, right = _same_kind(node, columns, "number")
+        return getattr(pc, _ARITHMETIC[type(node)])(left, right), "number"
+    if type(node) in _COMPARISONS:
+        left, right = _same_kind(node, columns)
+        return getattr(pc, _COMPARISONS[type(node)])(left, right), "boolean"
+    if isinstance(node, (exp.And, exp.Or)):
+        left, right = _same_kind(node, columns, "boolean")
+        return (left & right if isinstance(node, exp.And) else left | right), "boolean"
+    if isinstance(node, exp.Not) and not isinstance(node.this, exp.In):
+        inner, kind = _translate(node.this, columns)
+        if kind != "boolean":
+            raise _Untranslatable(node)
+        return ~inner, "boolean"
+    if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
+        inner, _ = _translate_any(node.this, columns)
+        return inner.is_null(), "boolean"
+    if isinstance(node, exp.Between):
+        value, kind = _translate(node.this, columns)
+        low, low_kind = _translate(node.args["low"], columns)
+        high, high_kind = _translate(node.args["high"], columns)
+        if not kind == low_kind == high_kind:
+            raise _Untranslatable(node)
+        return pc.greater_equal(value, low) & pc.less_equal(value, high), "boolean"
+    if isinstance(node, exp.In) and top and not node.args.get("query"):
+        value, kind = _translate(node.this, columns)
+        items = []
+        for item in node.expressions:
+            if not isinstance(item, exp.Literal):
+                raise _Untranslatable(node)
+            item_value, item_kind = _literal(item)
+            if item_kind != kind:
+                raise _Untranslatable(node)
+            items.append(item_value)
+        field_type = columns[node.this.name] if isinstance(node.this, exp.Column) else None
+        values = pa.array(items, type=field_type) if field_type is not None and kind == "string" else pa.array(items)
+        return pc.is_in(value, value_set=values), "boolean"
+    if isinstance(node, (exp.Like, exp.ILike)) and isinstance(node.expression, exp.Literal) \
+            and node.expression.is_string and "\\" not in node.expression.this:
+        value, kind = _translate(node.this, columns)
+        if kind != "string":
+            raise _Untranslatable(node)
+        return pc.match_like(value, node.expression.this, ignore_case=isinstance(node, exp.ILike)), "boolean"
+    raise _Untranslatable(node)
+
+
+def _literal(node: exp.Literal):
+    if node.is_string:
+        return node.this, "string"
+    for parse in (int, float):
+        try:
+            return parse(node.this), "number"
+        except ValueError:
+            pass
+    raise _Untranslatable(node)
+
+
+def _translate_any(node, columns):
+    if isinstance(node, exp.Column):
+        return pc.field(node.name), _kind(columns[node.name])
+    return _translate(node, columns)
+
+
+def _same_kind(node, columns, kind=None):
+    left, left_kind = _translate(node.this, columns)
+    right, right_kind = _translate(node.expression, columns)
+    if left_kind != right_kind or (kind is not None and left_kind != kind):
+        raise _Untranslatable(node)
+    return left, right
+
+
+def can_push(conjunct: exp.Expression, columns: dict[str, pa.DataType]) -> bool:
+    """The planner's hook: push a conjunct into a Spark stage only if it translates."""
+    bare = conjunct.copy()
+    for column in bare.find_all(exp.Column):
+        column.set("table", None)
+    return arrow_filter(bare, columns) is not None
+
+
+# ---- running a stage as a Spark job --------------------------------------------------------
+
+def pieces(snapshot: Snapshot) -> list[tuple[str, int]]:
+    """(file, row group) for every row group of the snapshot: the tasks' units of work."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for path in snapshot.files:
+        groups = pq.ParquetFile(path).metadata.num_row_groups
+        out += [(path, g) for g in range(groups)]
+    return out
+
+
+def stage_frame(spark, stage: Stage, constants: dict[tuple[str, str], pa.Scalar]):
+    """The stage's rows as a DataFrame: a task per piece of the snapshot, read by pyarrow."""
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    spark_schema = from_arrow_schema(stage.schema)
+    expected = to_arrow_schema(spark_schema, timezone="UTC")
+    todo = pieces(stage.snapshot)
+    if not todo:
+        return spark.createDataFrame([], spark_schema)
+    columns = {f.name: f.type for f in stage.snapshot.schema}
+    predicate = None
+    if stage.predicate is not None:
+        bare = stage.predicate.copy()
+        for column in bare.find_all(exp.Column):
+            column.set("table", None)
+        predicate = arrow_filter(bare, columns)
+    # a local relation: its rows are spread over min(pieces, cores) tasks without a Python worker
+    work = spark.createDataFrame(pa.table({"path": [p for p, _ in todo],
+                                           "row_group": pa.array([g for _, g in todo], pa.int32())}))
+    in_flight = max(1, spark.sparkContext.defaultParallelism // len(todo))
+
+    def run(batches, _stage=stage, _constants=constants, _predicate=predicate, _expected=expected,
+            _in_flight=in_flight):
+        for batch in batches:
+            for path, row_group in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                yield from evaluate_piece(_stage, path, row_group, _predicate, _constants, _expected, _in_flight)
+
+    return work.mapInArrow(run, spark_schema)
+
+
+def evaluate_piece(stage: Stage, path: str, row_group: int, predicate, constants, expected: pa.Schema,
+                   in_flight: int):
+    """One row group's stage rows (in a Spark task): read, filtered, the calls evaluated."""
+    import dataclasses
+
+    snapshot = dataclasses.replace(stage.snapshot, files=(path,))
+    piece = dataclasses.replace(stage, snapshot=snapshot, predicate=None)
+
+    def source(_stage):
+        yield from _scan_row_group(stage, path, row_group, predicate)
+
+    def constant(value: exp.Expression, arrow_type: pa.DataType) -> pa.Scalar:
+        return constants[(value.sql(dialect="spark"), str(arrow_type))]
+
+    run = function_prepass.StageRun(piece, source, constant, in_flight=in_flight)
+    for batch in run.reader():
+        yield batch.cast(expected) if batch.schema != expected else batch
+
+
+def _scan_row_group(stage: Stage, path: str, row_group: int, predicate):
+    snapshot = stage.snapshot
+    schema = pa.schema([pa.field(f.name, f.type) for f in snapshot.schema])
+    partitioning = None
+    if snapshot.partition_by:
+        partitioning = ds.partitioning(pa.schema([schema.field(p) for p in snapshot.partition_by]), flavor="hive")
+    dataset = ds.dataset([path], schema=schema, format="parquet", partitioning=partitioning,
+                         partition_base_dir=snapshot.location or None)
+    fragment = next(iter(dataset.get_fragments()))
+    group = fragment.split_by_row_group()[row_group]
+    rows = function_prepass.batch_rows(stage)
+    scanner = ds.Scanner.from_fragment(group, schema=dataset.schema, columns=stage.read_columns,
+                                       filter=predicate, batch_size=rows, batch_readahead=1,
+                                       fragment_readahead=1)
+    yield from scanner.to_batches()
+
+
+def constant_values(spark, stages: list[Stage]) -> dict[tuple[str, str], pa.Scalar]:
+    """Every literal argument of the stages' calls as its function's declared type, cast by
+    Spark (so a stage's call sees what Spark's UDF path would)."""
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    out = {}
+    for stage in stages:
+        for call in stage.calls:
+            for value, declared in zip(call.args, call.spec.args):
+                if isinstance(value, exp.Column):
+                    continue
+                key = (value.sql(dialect="spark"), str(declared.type))
+                if key in out:
+                    continue
+                plain = _plain_literal(value, declared.type)
+                if plain is not None:
+                    out[key] = plain
+                    continue
+                spark_type = from_arrow_type(declared.type).simpleString()
+                cast = exp.Cast(this=value.copy(), to=exp.DataType.build(spark_type, dialect="spark"))
+                table = spark.sql(exp.select(exp.alias_(cast, "v")).sql(dialect="spark")).toArrow()
+                out[key] = table.column(0)[0].cast(declared.type)
+    return out
+
+
+def _plain_literal(value: exp.Expression, arrow_type: pa.DataType) -> pa.Scalar | None:
+    """A number literal for a numeric argument or a string literal for a string argument, where
+    Spark's cast is exact (in range, no rounding); None for anything Spark should cast."""
+    negative = isinstance(value, exp.Neg)
+    literal = value.this if negative else value
+    if not isinstance(literal, exp.Literal):
+        return None
+    if literal.is_string:
+        if negative or not (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)):
+            return None
+        return pa.scalar(literal.this, arrow_type)
+    text = ("-" if negative else "") + literal.this
+    try:
+        if pa.types.is_integer(arrow_type) and text.lstrip("-").isdigit():
+            return pa.scalar(int(text)).cast(arrow_type)  # safe cast: out of range raises
+        if pa.types.is_floating(arrow_type):
+            number = float(text)
+            scalar = pa.scalar(number, arrow_type)
+            return scalar if float(scalar.as_py()) == number or pa.types.is_float64(arrow_type) else None
+    except (pa.ArrowInvalid, ValueError):
+        return None
+    return None
