@@ -95,17 +95,20 @@ class Stage:
 # ---- planning ------------------------------------------------------------------------------
 
 def plan(tree: exp.Expression, snapshots: dict[str, Snapshot], library: dict[str, UdfSpec],
-         blob_calls_only: bool = False, can_push=None) -> tuple[exp.Expression, list[Stage]]:
+         can_push=None, filter_first: bool = False
+         ) -> tuple[exp.Expression, list[Stage]]:
     """``tree`` with each eligible SELECT reading a stage instead of its table, and the stages.
 
-    ``blob_calls_only``: take only calls with a binary column argument (pixels, samples).
     ``can_push(conjunct, column types)``: whether a plain WHERE conjunct may go into the stage
-    (default: every one of ``_PUSHABLE`` nodes); the others stay in the query."""
+    (default: every one of ``_PUSHABLE`` nodes); the others stay in the query.
+    ``filter_first``: leave a SELECT alone when a WHERE conjunct without a library call would
+    stay in the query: the stage would compute the calls for rows the engine itself would have
+    dropped first (a partition filter it cannot push, say)."""
     stages: list[Stage] = []
 
     def rewrite(node):
         if isinstance(node, exp.Select):
-            stage = _stage_for(node, snapshots, library, len(stages), blob_calls_only, can_push)
+            stage = _stage_for(node, snapshots, library, len(stages), can_push, filter_first)
             if stage is not None:
                 stages.append(stage[1])
                 return stage[0]
@@ -123,7 +126,7 @@ def _scope_of(node: exp.Expression) -> exp.Select | None:
     return parent
 
 
-def _stage_for(select: exp.Select, snapshots, library, index: int, blob_calls_only=False, can_push=None):
+def _stage_for(select: exp.Select, snapshots, library, index: int, can_push=None, filter_first=False):
     source = select.args.get("from_")
     if source is None or select.args.get("joins") or not isinstance(source.this, exp.Table):
         return None
@@ -147,14 +150,16 @@ def _stage_for(select: exp.Select, snapshots, library, index: int, blob_calls_on
             continue
         if not _eligible(node, spec, alias, columns):
             continue
-        if blob_calls_only and not any(isinstance(a, exp.Column) and _is_binary(columns[a.name])
-                                       for a in node.expressions):
-            continue
         if key not in calls:
             calls[key] = Call(spec, [a.copy() for a in node.expressions], f"__fn{index}_{len(calls)}")
         chosen.append(node)
     if not calls:
         return None
+    if filter_first and select.args.get("where") is not None:
+        _, kept = _split_where(select, alias, columns, can_push)
+        if any(not any(isinstance(n, exp.Anonymous) and n.name.lower() in library for n in part.walk())
+               for part in kept):
+            return None
     if not _expand_stars(select, alias, snapshot):
         return None
     relation = f"__astrolake_stage_{index}"

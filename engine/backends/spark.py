@@ -114,8 +114,8 @@ class SparkBackend(Backend):
     # ---- running -----------------------------------------------------------------------
 
     def execute(self, tree: exp.Expression) -> pa.Table:
-        """Run a bound tree; library calls over blob columns of one table are computed where
-        the Parquet is read (engine/backends/spark_prepass.py) unless ``function_prepass`` is off."""
+        """Run a bound tree; library calls over one table's columns are computed where the
+        Parquet is read (engine/backends/spark_prepass.py) unless ``function_prepass`` is off."""
         with self._staged(tree) as (sql, _stages):
             return self.run(sql)
 
@@ -124,7 +124,7 @@ class SparkBackend(Backend):
             plan = self.plan(sql)
         if not stages:
             return plan
-        lines = ["function pre-pass (library calls over blobs computed by pyarrow in Spark tasks):"]
+        lines = ["function pre-pass (library calls computed by Spark tasks reading the Parquet with pyarrow):"]
         for stage in stages:
             where = f" WHERE {stage.predicate.sql(dialect='spark')}" if stage.predicate is not None else ""
             calls = ", ".join(f"{c.column} = {c.spec.name}(...)" for c in stage.calls)
@@ -140,8 +140,8 @@ class SparkBackend(Backend):
             from udfs.registry import all_functions
 
             library = {s.name: s for s in all_functions()}
-            tree, stages = function_prepass.plan(tree, self._snapshots, library, blob_calls_only=True,
-                                                 can_push=spark_prepass.can_push)
+            tree, stages = function_prepass.plan(tree, self._snapshots, library, can_push=spark_prepass.can_push,
+                                                 filter_first=True)
         registered = []
         try:
             if stages:

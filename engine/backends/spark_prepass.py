@@ -1,27 +1,33 @@
-"""Library calls over blob columns on Spark, evaluated where the Parquet is read (no JVM copy).
+"""Library calls on Spark, evaluated by pyarrow where the Parquet is read.
 
-Through Spark's UDF path an image or a voltage recording is read by the JVM's Parquet reader,
-copied into Spark rows, converted to Arrow and sent to a Python worker over a socket, and the
-reader fills 4,096-row batches (gigabytes of images) unless told otherwise. For a call such as
+Through Spark's UDF path the JVM reads a call's argument columns from Parquet, copies them into
+Spark rows, converts them to Arrow and sends them to a Python worker over a socket; for an image
+or a voltage recording that is most of the cost, and for 200 M events the arguments cross five
+columns wide to return one. For a call such as
 
     SELECT id, sep_extract(pixels, width, height, 1.5) FROM images WHERE exptime > 30
 
-the pre-pass planner (engine/backends/function_prepass.py, ``blob_calls_only``) makes a stage
-of the SELECT, and this module runs it as a Spark job whose rows are the pieces of the snapshot
-(one per Parquet row group): each task reads its piece with pyarrow in the Python worker,
-applies the WHERE conjuncts it can (as a pyarrow filter, which also skips row groups by their
-statistics), evaluates the calls as the DuckDB pre-pass does (``function_prepass.StageRun``:
-two batches at a time, worker processes for a kernel that keeps the GIL) and returns only the
-columns the rest of the query reads. The JVM never touches the blobs; the query reads the
-stage's DataFrame as a temporary view in the table's place:
+the pre-pass planner (engine/backends/function_prepass.py) makes a stage of the SELECT, and this
+module runs it as a Spark job whose rows are the pieces of the snapshot (one per Parquet row
+group): each task reads its pieces with pyarrow in the Python worker, applies the WHERE
+conjuncts as a pyarrow filter (which also skips row groups and partitions by their values),
+evaluates the calls as the DuckDB pre-pass does (``function_prepass.StageRun``: two batches at a
+time when a task has the cores to itself, worker processes for a kernel that keeps the GIL) and
+returns only the columns the rest of the query reads. The JVM never reads the arguments; the
+query reads the stage's DataFrame as a temporary view in the table's place:
 
     SELECT id, __fn0_0 FROM `__astrolake_stage_0` AS images
 
-A conjunct this module cannot express as a pyarrow filter with Spark SQL's meaning stays in the
-query (the calls are then computed for those rows too: pure functions, so the same answer).
+A conjunct is pushed only when its pyarrow form has Spark SQL's meaning for sure
+(``arrow_filter``); a SELECT keeping a conjunct without a library call stays on Spark's UDF path
+(``filter_first``), so a filter Spark would apply first (a partition filter it prunes files by)
+is never applied after computing the calls.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,6 +48,10 @@ def _kind(t: pa.DataType) -> str | None:
         return "string"
     if pa.types.is_boolean(t):
         return "boolean"
+    if pa.types.is_date32(t):
+        return "date"
+    if pa.types.is_timestamp(t) and t.tz in ("UTC", "+00:00"):
+        return "timestamp"
     return None
 
 
@@ -77,6 +87,8 @@ def _translate(node, columns, top=False):
     if isinstance(node, exp.Literal):
         value, kind = _literal(node)
         return pc.scalar(value), kind
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal) and node.this.is_string:
+        return _temporal(node)
     if isinstance(node, exp.Boolean):
         return pc.scalar(bool(node.this)), "boolean"
     if isinstance(node, exp.Neg):
@@ -143,6 +155,26 @@ def _literal(node: exp.Literal):
             return parse(node.this), "number"
         except ValueError:
             pass
+    raise _Untranslatable(node)
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?")
+
+
+def _temporal(node: exp.Cast):
+    """DATE '2019-06-01' or TIMESTAMP '2020-01-01 10:00:00' (the session's zone is UTC), written
+    in ISO form; anything Spark would parse more loosely is left to Spark."""
+    text = node.this.this
+    target = node.to.this
+    try:
+        if target == exp.DataType.Type.DATE and _DATE.fullmatch(text):
+            return pc.scalar(dt.date.fromisoformat(text)), "date"
+        if target in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ) and _TIMESTAMP.fullmatch(text):
+            value = dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+            return pc.scalar(pa.scalar(value, pa.timestamp("us", tz="UTC"))), "timestamp"
+    except ValueError:  # 2019-02-30: Spark's own error
+        pass
     raise _Untranslatable(node)
 
 
