@@ -148,15 +148,10 @@ class DuckDBBackend(Backend):
             plan = self.plan(sql)
         if not runs:
             return plan
-        lines = ["function pre-pass (library calls computed before DuckDB reads the rows):"]
-        for run in runs:
-            stage = run.stage
-            scan = "pyarrow scan" if function_prepass.reads_blobs(stage) else "DuckDB scan"
-            where = f" WHERE {stage.predicate.sql(dialect='spark')}" if stage.predicate is not None else ""
-            calls = ", ".join(f"{c.column} = {c.spec.name}(...)" for c in stage.calls)
-            lines.append(f"  {stage.relation}: {calls} over {stage.snapshot.table} v{stage.snapshot.version} "
-                         f"({scan}{where}; reads {', '.join(stage.read_columns)})")
-        return "\n".join(lines) + "\n\n" + plan
+        stages = function_prepass.describe(
+            [r.stage for r in runs], "library calls computed before DuckDB reads the rows",
+            lambda stage: "pyarrow scan" if function_prepass.reads_blobs(stage) else "DuckDB scan")
+        return stages + "\n\n" + plan
 
     @contextmanager
     def _staged(self, tree: exp.Expression):

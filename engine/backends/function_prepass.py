@@ -265,6 +265,18 @@ def _columns_read(select: exp.Select, alias: str, columns: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def describe(stages: list[Stage], heading: str, scan_of) -> str:
+    """The stages as ``explain`` prints them above the engine's plan; ``scan_of(stage)`` says
+    how the engine reads a stage's rows."""
+    lines = [f"function pre-pass ({heading}):"]
+    for stage in stages:
+        where = f" WHERE {stage.predicate.sql(dialect='spark')}" if stage.predicate is not None else ""
+        calls = ", ".join(f"{c.column} = {c.spec.name}(...)" for c in stage.calls)
+        lines.append(f"  {stage.relation}: {calls} over {stage.snapshot.table} v{stage.snapshot.version} "
+                     f"({scan_of(stage)}{where}; reads {', '.join(stage.read_columns)})")
+    return "\n".join(lines)
+
+
 # ---- running -------------------------------------------------------------------------------
 
 def reads_blobs(stage: Stage) -> bool:

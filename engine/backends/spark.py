@@ -124,13 +124,10 @@ class SparkBackend(Backend):
             plan = self.plan(sql)
         if not stages:
             return plan
-        lines = ["function pre-pass (library calls computed by Spark tasks reading the Parquet with pyarrow):"]
-        for stage in stages:
-            where = f" WHERE {stage.predicate.sql(dialect='spark')}" if stage.predicate is not None else ""
-            calls = ", ".join(f"{c.column} = {c.spec.name}(...)" for c in stage.calls)
-            lines.append(f"  {stage.relation}: {calls} over {stage.snapshot.table} v{stage.snapshot.version} "
-                         f"(a task per row group{where}; reads {', '.join(stage.read_columns)})")
-        return "\n".join(lines) + "\n\n" + plan
+        described = function_prepass.describe(
+            stages, "library calls computed by Spark tasks reading the Parquet with pyarrow",
+            lambda stage: "row groups read by pyarrow in the tasks")
+        return described + "\n\n" + plan
 
     @contextmanager
     def _staged(self, tree: exp.Expression):

@@ -58,8 +58,9 @@ def _kind(t: pa.DataType) -> str | None:
 def arrow_filter(node: exp.Expression, columns: dict[str, pa.DataType]):
     """``node`` (a WHERE conjunct over ``columns``) as a pyarrow compute expression with Spark
     SQL's meaning (three-valued AND/OR, NULL drops the row), or None where that is not sure:
-    only numbers, strings and booleans compared with values of the same kind; no casts, division
-    or NOT over IN (whose NULL rules differ)."""
+    only numbers, strings, booleans, dates and UTC timestamps compared with values of the same
+    kind (DATE/TIMESTAMP literals in ISO form); no casts of columns, division or NOT over IN
+    (whose NULL rules differ)."""
     try:
         expression, kind = _translate(node, columns, top=True)
     except _Untranslatable:
@@ -192,12 +193,17 @@ def _same_kind(node, columns, kind=None):
     return left, right
 
 
-def can_push(conjunct: exp.Expression, columns: dict[str, pa.DataType]) -> bool:
-    """The planner's hook: push a conjunct into a Spark stage only if it translates."""
-    bare = conjunct.copy()
+def stage_filter(predicate: exp.Expression, columns: dict[str, pa.DataType]):
+    """``arrow_filter`` of a stage's predicate, whose columns may be qualified by the table's alias."""
+    bare = predicate.copy()
     for column in bare.find_all(exp.Column):
         column.set("table", None)
-    return arrow_filter(bare, columns) is not None
+    return arrow_filter(bare, columns)
+
+
+def can_push(conjunct: exp.Expression, columns: dict[str, pa.DataType]) -> bool:
+    """The planner's hook: push a conjunct into a Spark stage only if it translates."""
+    return stage_filter(conjunct, columns) is not None
 
 
 # ---- running a stage as a Spark job --------------------------------------------------------
@@ -222,17 +228,13 @@ def stage_frame(spark, stage: Stage, constants: dict[tuple[str, str], pa.Scalar]
     todo = pieces(stage.snapshot)
     if not todo:
         return spark.createDataFrame([], spark_schema)
-    columns = {f.name: f.type for f in stage.snapshot.schema}
     predicate = None
     if stage.predicate is not None:
-        bare = stage.predicate.copy()
-        for column in bare.find_all(exp.Column):
-            column.set("table", None)
-        predicate = arrow_filter(bare, columns)
+        predicate = stage_filter(stage.predicate, {f.name: f.type for f in stage.snapshot.schema})
     # a local relation: its rows are spread over min(pieces, cores) tasks without a Python worker
     work = spark.createDataFrame(pa.table({"path": [p for p, _ in todo],
                                            "row_group": pa.array([g for _, g in todo], pa.int32())}))
-    in_flight = max(1, spark.sparkContext.defaultParallelism // len(todo))
+    in_flight = max(1, spark.sparkContext.defaultParallelism // len(todo))  # the cores a task may use
 
     def run(batches, _stage=stage, _constants=constants, _predicate=predicate, _expected=expected,
             _in_flight=in_flight):
@@ -257,7 +259,8 @@ def evaluate_piece(stage: Stage, path: str, row_group: int, predicate, constants
     def constant(value: exp.Expression, arrow_type: pa.DataType) -> pa.Scalar:
         return constants[(value.sql(dialect="spark"), str(arrow_type))]
 
-    run = function_prepass.StageRun(piece, source, constant, in_flight=in_flight)
+    # no more batches at once than this machine's share of cores (IN_FLIGHT: at most 2)
+    run = function_prepass.StageRun(piece, source, constant, in_flight=min(in_flight, function_prepass.IN_FLIGHT))
     for batch in run.reader():
         yield batch.cast(expected) if batch.schema != expected else batch
 

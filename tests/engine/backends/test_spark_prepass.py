@@ -104,10 +104,7 @@ def test_each_piece_gives_the_rows_duckdb_gives(lake_path):
 
 
 def _filter(stage):
-    bare = stage.predicate.copy()
-    for column in bare.find_all(sqlglot.exp.Column):
-        column.set("table", None)
-    return spark_prepass.arrow_filter(bare, {f.name: f.type for f in stage.snapshot.schema})
+    return spark_prepass.stage_filter(stage.predicate, {f.name: f.type for f in stage.snapshot.schema})
 
 
 # ---- on Spark ------------------------------------------------------------------------------
