@@ -220,7 +220,7 @@ def pieces(snapshot: Snapshot) -> list[tuple[str, int]]:
 
 
 def stage_frame(spark, stage: Stage, constants: dict[tuple[str, str], pa.Scalar]):
-    """The stage's rows as a DataFrame: a task per piece of the snapshot, read by pyarrow."""
+    """The stage's rows as a DataFrame: the snapshot's pieces spread over the tasks, read by pyarrow."""
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     spark_schema = from_arrow_schema(stage.schema)
@@ -231,15 +231,16 @@ def stage_frame(spark, stage: Stage, constants: dict[tuple[str, str], pa.Scalar]
     predicate = None
     if stage.predicate is not None:
         predicate = stage_filter(stage.predicate, {f.name: f.type for f in stage.snapshot.schema})
-    # a local relation: its rows are spread over min(pieces, cores) tasks without a Python worker
-    work = spark.createDataFrame(pa.table({"path": [p for p, _ in todo],
-                                           "row_group": pa.array([g for _, g in todo], pa.int32())}))
-    in_flight = max(1, spark.sparkContext.defaultParallelism // len(todo))  # the cores a task may use
+    # the pieces' numbers, spread evenly over exactly min(pieces, cores) tasks
+    cores = spark.sparkContext.defaultParallelism
+    work = spark.range(0, len(todo), 1, min(len(todo), cores))
+    in_flight = max(1, cores // len(todo))  # the cores a task may use
 
-    def run(batches, _stage=stage, _constants=constants, _predicate=predicate, _expected=expected,
-            _in_flight=in_flight):
+    def run(batches, _todo=todo, _stage=stage, _constants=constants, _predicate=predicate,
+            _expected=expected, _in_flight=in_flight):
         for batch in batches:
-            for path, row_group in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            for number in batch.column(0).to_pylist():
+                path, row_group = _todo[number]
                 yield from evaluate_piece(_stage, path, row_group, _predicate, _constants, _expected, _in_flight)
 
     return work.mapInArrow(run, spark_schema)

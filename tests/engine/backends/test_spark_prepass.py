@@ -184,3 +184,19 @@ def test_a_spark_write_reads_the_stage(lake_path, tmp_path):
         expected = duck.sql("SELECT image_id, size(sep_extract(pixels, width, height, 3.0)) AS n "
                             "FROM images WHERE exptime_s > 15")
     assert rows(got) == rows(expected) and got.num_rows > 0
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(SPARK_MISSING is not None, reason=str(SPARK_MISSING))
+def test_a_stages_pieces_are_spread_over_the_cores(spark_sessions):
+    with_prepass, _ = spark_sessions
+    backend = with_prepass.backend
+    tree = with_prepass.bind(parse_one("SELECT max(distance(ra_deg, dec_deg, 0.0, 0.0)) AS d FROM signal_events"))
+    from udfs.registry import all_functions
+
+    _, (stage,) = function_prepass.plan(tree, backend._snapshots, {s.name: s for s in all_functions()})
+    n_pieces = len(spark_prepass.pieces(stage.snapshot))
+    frame = spark_prepass.stage_frame(backend.spark, stage, spark_prepass.constant_values(backend.spark, [stage]))
+    cores = backend.spark.sparkContext.defaultParallelism
+    assert n_pieces > cores >= 2
+    assert frame.rdd.getNumPartitions() == cores
