@@ -70,6 +70,9 @@ class SparkBackend(Backend):
         self.spark = spark_session(master, conf or {})
         _register_functions(self.spark)
         self.function_prepass = function_prepass
+        from udfs.registry import all_functions
+
+        self._library = {s.name: s for s in all_functions()}  # what the pre-pass may compute
         self._views: dict[tuple, str] = {}
         self._snapshots: dict[str, Snapshot] = {}  # view -> the snapshot it reads
         self._blob_views: set[str] = set()  # views of tables with BINARY columns (pixels, samples)
@@ -134,10 +137,7 @@ class SparkBackend(Backend):
         """The SQL to run for ``tree`` and the pre-pass stages it reads, as temporary views meanwhile."""
         stages = []
         if self.function_prepass:
-            from udfs.registry import all_functions
-
-            library = {s.name: s for s in all_functions()}
-            tree, stages = function_prepass.plan(tree, self._snapshots, library, can_push=spark_prepass.can_push,
+            tree, stages = function_prepass.plan(tree, self._snapshots, self._library, can_push=spark_prepass.can_push,
                                                  filter_first=True)
         registered = []
         try:

@@ -26,6 +26,7 @@ is never applied after computing the calls.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
@@ -249,8 +250,6 @@ def stage_frame(spark, stage: Stage, constants: dict[tuple[str, str], pa.Scalar]
 def evaluate_piece(stage: Stage, path: str, row_group: int, predicate, constants, expected: pa.Schema,
                    in_flight: int):
     """One row group's stage rows (in a Spark task): read, filtered, the calls evaluated."""
-    import dataclasses
-
     snapshot = dataclasses.replace(stage.snapshot, files=(path,))
     piece = dataclasses.replace(stage, snapshot=snapshot, predicate=None)
 
