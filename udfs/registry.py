@@ -126,22 +126,50 @@ def all_functions() -> list[UdfSpec]:
 
 
 def _binary_views(column: pa.Array) -> np.ndarray:
-    """A binary column as an object array of memoryviews into Arrow's buffer: no bytes copied
-    (an image or a voltage snapshot can be megabytes; copying them cost as much as the kernels)."""
+    """A binary column as an object array of memoryviews into Arrow's buffers (None where NULL):
+    no bytes copied (an image or a voltage snapshot can be megabytes; copying them cost as much
+    as the kernels). binary_view columns (the pre-pass's views into the lake's files) too."""
+    views = np.empty(len(column), dtype=object)
+    if pa.types.is_binary_view(column.type):
+        _view_values(column, views)
+        return views
     offset_type = np.int64 if pa.types.is_large_binary(column.type) else np.int32
     _, offsets_buffer, data_buffer = column.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[column.offset: column.offset + len(column) + 1]
     data = memoryview(data_buffer).toreadonly() if data_buffer is not None else memoryview(b"")
-    views = np.empty(len(column), dtype=object)
     for i in range(len(column)):
         views[i] = data[offsets[i]: offsets[i + 1]]
+    if column.null_count:
+        views[~np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)] = None
     return views
+
+
+def _view_values(column: pa.Array, out: np.ndarray) -> None:
+    """The values of a binary_view array: a view is int32 length, then the value itself when it
+    is at most 12 bytes, else a 4-byte prefix, int32 buffer index and int32 offset."""
+    buffers = column.buffers()
+    raw = np.frombuffer(buffers[1], dtype=np.uint8).reshape(-1, 16)[column.offset: column.offset + len(column)]
+    fields = raw.view(np.int32)
+    data = [memoryview(b).toreadonly() if b is not None else memoryview(b"") for b in buffers[2:]]
+    valid = (np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool) if column.null_count
+             else np.ones(len(column), dtype=bool))
+    for i, (length, _, index, offset) in enumerate(fields.tolist()):
+        if not valid[i]:
+            out[i] = None
+        elif length <= 12:
+            out[i] = memoryview(raw[i, 4:4 + length].tobytes())
+        else:
+            out[i] = data[index][offset: offset + length]
 
 
 def _categories(column: pa.Array) -> Categories:
     encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     return Categories(codes, encoded.dictionary.to_pylist())
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t)
 
 
 def _numeric(t: pa.DataType) -> bool:
@@ -158,7 +186,7 @@ def _to_numpy(column: pa.Array, arg: Arg) -> np.ndarray | Categories:
             raise UdfError(f"argument {arg.name}: {e}") from e
     if arg.categorical:
         return _categories(column)
-    if (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)) and not column.null_count:
+    if _is_binary(column.type):
         return _binary_views(column)
     if pa.types.is_timestamp(column.type):
         if column.type.unit != "us":
@@ -183,7 +211,8 @@ def evaluate(spec: UdfSpec, columns: list) -> pa.Array:
     rows = np.flatnonzero(valid)
     if rows.size == 0:
         return pa.nulls(n, spec.returns)
-    taken = [_to_numpy(c if rows.size == n else c.take(pa.array(rows)), a) for c, a in zip(columns, spec.args)]
+    taken = [_to_numpy(c, a)[rows] if rows.size != n and _is_binary(c.type)
+             else _to_numpy(c if rows.size == n else c.take(pa.array(rows)), a) for c, a in zip(columns, spec.args)]
     result = spec.kernel(*taken)
     errors = None
     if spec.reports_errors:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from udfs import buffers
 from udfs.registry import Arg, UdfSpec, register
 
 SAMPLE_BYTES = 8  # complex64: float32 real, float32 imaginary
@@ -137,7 +138,7 @@ def _spectrograms(samples, fft_len, n_integrate, windows=None):
     np.cumsum(sizes, out=offsets[1:])
     if offsets[-1] * 4 > np.iinfo(np.int32).max:
         raise ValueError("spectrograms of one batch exceed 2 GiB; use a larger n_integrate")
-    data = np.empty(int(offsets[-1]), dtype="<f4")
+    data = buffers.empty(int(offsets[-1]) * 4, "<f4")  # (memory used again: no page zeroing)
     for i, (shape, taper) in enumerate(zip(shapes, tapers)):
         if errors[i] is None:
             target = data[offsets[i]:offsets[i + 1]].reshape(shape)

@@ -187,7 +187,7 @@ class DuckDBBackend(Backend):
         """A stage's input rows: pyarrow's scan when it reads blobs (DuckDB's BLOB export is
         slow), else DuckDB's own scan with the WHERE conjuncts pushed into it (row groups skipped)."""
         if function_prepass.reads_blobs(stage):
-            yield from function_prepass.scan_batches(stage, lambda b, p: self._filter_batch(cursor, b, p))
+            yield from function_prepass.scan_batches(stage, lambda b, p: self._keep_rows(cursor, b, p))
             return
         columns = ", ".join(_quote_ident(n) for n in stage.read_columns)
         sql = f"SELECT {columns} FROM ({self._view_sql(stage.snapshot)}) AS __astrolake_source"
@@ -202,27 +202,30 @@ class DuckDBBackend(Backend):
         except duckdb.Error as e:
             raise _translate(e) from e
 
-    def _filter_batch(self, cursor, batch: pa.RecordBatch, predicate: exp.Expression) -> pa.RecordBatch:
-        """The rows of ``batch`` for which ``predicate`` (Spark SQL over its columns) is true."""
+    def _keep_rows(self, cursor, batch: pa.RecordBatch, predicate: exp.Expression) -> pa.Array:
+        """Whether ``predicate`` (Spark SQL over ``batch``'s columns) is true on each row (NULL: not)."""
         names = sorted({c.name for c in predicate.find_all(exp.Column)})
         unqualified = predicate.copy()
         for column in unqualified.find_all(exp.Column):
             column.set("table", None)
         tree = exp.select(exp.alias_(unqualified, "keep")).from_("__astrolake_batch")
         sql = self.adapt(tree).sql(dialect=self.dialect)
+        names = names or batch.schema.names[:1]  # a predicate of no column still has the batch's rows
         cursor.register("__astrolake_batch", pa.RecordBatch.from_arrays([batch.column(n) for n in names], names=names))
         try:
-            keep = cursor.sql(sql).to_arrow_table().column(0)
+            return cursor.sql(sql).to_arrow_table().column(0).combine_chunks()
         except duckdb.Error as e:
             raise _translate(e) from e
         finally:
             cursor.unregister("__astrolake_batch")
-        return batch.filter(keep, null_selection_behavior="drop")
 
     def _constant(self, cursor, value: exp.Expression, arrow_type: pa.DataType) -> pa.Scalar:
         """A literal argument as the function's declared type, cast as DuckDB casts it."""
         from udfs.duckdb import duckdb_type
 
+        plain = function_prepass.plain_literal(value, arrow_type)
+        if plain is not None:
+            return plain
         cast = exp.Cast(this=value.copy(), to=exp.DataType.build(duckdb_type(arrow_type), dialect="duckdb"))
         sql = self.adapt(exp.select(cast)).sql(dialect=self.dialect)
         try:

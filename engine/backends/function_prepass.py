@@ -32,10 +32,12 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 from sqlglot import exp
 
+from catalogs import parquet_blobs
 from catalogs.lake import Snapshot
 from engine.backends import worker_processes
 from engine.backends.lateral_views import conjuncts
@@ -289,25 +291,87 @@ def _is_binary(t: pa.DataType) -> bool:
     return pa.types.is_binary(t) or pa.types.is_large_binary(t)
 
 
-def scan_batches(stage: Stage, filter_batch):
-    """The stage's columns read by pyarrow (blobs zero-copy), in batches of about BATCH_BYTES,
-    each filtered by ``filter_batch(batch, predicate)`` when the stage has a predicate."""
-    snapshot = stage.snapshot
-    schema = pa.schema([pa.field(f.name, f.type) for f in snapshot.schema])
+def scan_batches(stage: Stage, keep_rows):
+    """The stage's columns read row group by row group, in batches of about BATCH_BYTES:
+    binary columns as views into the files' pages where their layout allows
+    (``catalogs.parquet_blobs``: no bytes copied), else by pyarrow's scan; only the rows for which
+    ``keep_rows(batch, predicate)`` (a boolean array over a batch of the other columns) is true,
+    when the stage has a predicate."""
+    for group in row_groups(stage.snapshot):
+        yield from read_row_group(stage, group, keep_rows)
+
+
+def _dataset_schema(snapshot: Snapshot) -> pa.Schema:
+    return pa.schema([pa.field(f.name, f.type) for f in snapshot.schema])
+
+
+def row_groups(snapshot: Snapshot, paths=None):
+    """The snapshot's row groups (of ``paths`` only, when given) as pyarrow fragments, in order."""
+    schema = _dataset_schema(snapshot)
     partitioning = None
     if snapshot.partition_by:
         partitioning = ds.partitioning(pa.schema([schema.field(p) for p in snapshot.partition_by]), flavor="hive")
-    dataset = ds.dataset(list(snapshot.files), schema=schema, format="parquet", partitioning=partitioning,
-                         partition_base_dir=snapshot.location or None)
+    dataset = ds.dataset(list(paths or snapshot.files), schema=schema, format="parquet",
+                         partitioning=partitioning, partition_base_dir=snapshot.location or None)
+    for fragment in dataset.get_fragments():
+        yield from fragment.split_by_row_group()
+
+
+def read_row_group(stage: Stage, group: ds.ParquetFileFragment, keep_rows):
+    """``scan_batches`` of one row group (a fragment of one)."""
+    schema = stage.snapshot.schema
     columns = stage.read_columns
-    rows = batch_rows(stage)
+    partitions = set(stage.snapshot.partition_by)
+    blobs = [n for n in columns if _is_binary(schema.field(n).type) and n not in partitions]
+    others = [n for n in columns if n not in blobs]
+    needed = list(dict.fromkeys(others + ([c.name for c in stage.predicate.find_all(exp.Column)]
+                                          if stage.predicate is not None else [])))
+    info = group.row_groups[0]
+    small = None
+    if needed:
+        small = ds.Scanner.from_fragment(group, schema=_dataset_schema(stage.snapshot), columns=needed).to_table()
+    rows = None
+    if stage.predicate is not None and info.num_rows:
+        # (a predicate of no column, WHERE false say, is evaluated over a placeholder column)
+        tested = small.combine_chunks().to_batches()[0] if small is not None else pa.record_batch(
+            [pa.nulls(info.num_rows, pa.int8())], names=["__astrolake_row"])
+        keep = keep_rows(tested, stage.predicate)
+        rows = np.flatnonzero(keep.fill_null(False).to_numpy(zero_copy_only=False))
+    count = info.num_rows if rows is None else len(rows)
+    if count == 0:
+        return
+    views = {}
+    for name in blobs:
+        views[name] = parquet_blobs.blob_column(group.path, group.metadata, info.id, name, rows)
+        if views[name] is None:  # another writer's layout: pyarrow's scan of this row group
+            yield from _scanned(stage, group, keep_rows)
+            return
+    if small is not None and rows is not None:
+        small = small.take(pa.array(rows))
+    arrays = [views[n] if n in views else small.column(n).combine_chunks() for n in columns]
+    step = _balanced(count, batch_rows(stage))
+    for start in range(0, count, step):
+        yield pa.RecordBatch.from_arrays([a.slice(start, step) for a in arrays], names=columns)
+
+
+def _scanned(stage: Stage, group: ds.ParquetFileFragment, keep_rows):
+    """One row group read by pyarrow's scanner in batches, filtered batch by batch."""
     # little read-ahead: a few batches' memory is reused by the allocator; more is returned to the
     # system and faulted in again (on this VM that cost seconds of system time per GB)
-    scanner = dataset.scanner(columns=columns, batch_size=rows, batch_readahead=1, fragment_readahead=1)
+    scanner = ds.Scanner.from_fragment(group, schema=_dataset_schema(stage.snapshot), columns=stage.read_columns,
+                                       batch_size=batch_rows(stage), batch_readahead=1, fragment_readahead=1)
     for batch in scanner.to_batches():
         if stage.predicate is not None and batch.num_rows:
-            batch = filter_batch(batch, stage.predicate)
+            batch = batch.filter(keep_rows(batch, stage.predicate), null_selection_behavior="drop")
         yield batch
+
+
+def _balanced(count: int, most: int) -> int:
+    """Rows per batch for ``count`` rows, at most ``most``: equal batches, as many as a multiple of
+    IN_FLIGHT (64 rows at most 21 a batch: 4 of 16, not 21, 21, 21, 1, which leave a core idle)."""
+    batches = -(-count // max(1, most))
+    batches = -(-batches // IN_FLIGHT) * IN_FLIGHT if batches > 1 or count >= IN_FLIGHT else batches
+    return max(1, -(-count // batches))
 
 
 def batch_rows(stage: Stage) -> int:
@@ -353,8 +417,10 @@ class StageRun:
                 for call in self.stage.calls]
 
     def _assemble(self, batch: pa.RecordBatch, results: list[pa.Array]) -> pa.RecordBatch:
+        schema = self.stage.schema
         arrays = [batch.column(name) for name in self.stage.passthrough] + list(results)
-        return pa.RecordBatch.from_arrays(arrays, schema=self.stage.schema)
+        arrays = [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, schema)]  # blob views
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def _batches(self):
         pending: deque = deque()
@@ -408,6 +474,30 @@ class StageRun:
         batch, future = item
         result = future.result()
         return batch, (result if slots is None else worker_processes.read_results(result))
+
+
+def plain_literal(value: exp.Expression, arrow_type: pa.DataType) -> pa.Scalar | None:
+    """A number literal for a numeric argument or a string literal for a string argument, where
+    the engine's cast is exact (in range, no rounding); None for anything the engine should cast."""
+    negative = isinstance(value, exp.Neg)
+    literal = value.this if negative else value
+    if not isinstance(literal, exp.Literal):
+        return None
+    if literal.is_string:
+        if negative or not (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)):
+            return None
+        return pa.scalar(literal.this, arrow_type)
+    text = ("-" if negative else "") + literal.this
+    try:
+        if pa.types.is_integer(arrow_type) and text.lstrip("-").isdigit():
+            return pa.scalar(int(text)).cast(arrow_type)  # safe cast: out of range raises
+        if pa.types.is_floating(arrow_type):
+            number = float(text)
+            scalar = pa.scalar(number, arrow_type)
+            return scalar if float(scalar.as_py()) == number or pa.types.is_float64(arrow_type) else None
+    except (pa.ArrowInvalid, ValueError):
+        return None
+    return None
 
 
 def evaluate_calls(calls: list[tuple[str, list[pa.Array]]]) -> list[pa.Array]:

@@ -30,6 +30,7 @@ import dataclasses
 import datetime as dt
 import re
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -266,20 +267,19 @@ def evaluate_piece(stage: Stage, path: str, row_group: int, predicate, constants
 
 
 def _scan_row_group(stage: Stage, path: str, row_group: int, predicate):
-    snapshot = stage.snapshot
-    schema = pa.schema([pa.field(f.name, f.type) for f in snapshot.schema])
-    partitioning = None
-    if snapshot.partition_by:
-        partitioning = ds.partitioning(pa.schema([schema.field(p) for p in snapshot.partition_by]), flavor="hive")
-    dataset = ds.dataset([path], schema=schema, format="parquet", partitioning=partitioning,
-                         partition_base_dir=snapshot.location or None)
-    fragment = next(iter(dataset.get_fragments()))
-    group = fragment.split_by_row_group()[row_group]
-    rows = function_prepass.batch_rows(stage)
-    scanner = ds.Scanner.from_fragment(group, schema=dataset.schema, columns=stage.read_columns,
-                                       filter=predicate, batch_size=rows, batch_readahead=1,
-                                       fragment_readahead=1)
-    yield from scanner.to_batches()
+    """One row group's stage rows: ``function_prepass.read_row_group`` (blobs as views into the
+    file), the rows kept by the pyarrow filter ``predicate``."""
+    groups = list(function_prepass.row_groups(stage.snapshot, [path]))
+
+    def keep_rows(batch: pa.RecordBatch, _predicate) -> pa.Array:
+        numbered = pa.Table.from_batches([batch]).append_column("__astrolake_row", pa.array(range(batch.num_rows)))
+        kept = ds.dataset(numbered).to_table(columns=["__astrolake_row"], filter=predicate).column(0)
+        mask = np.zeros(batch.num_rows, dtype=bool)
+        mask[kept.to_numpy()] = True
+        return pa.array(mask)
+
+    staged = stage if predicate is not None else dataclasses.replace(stage, predicate=None)
+    yield from function_prepass.read_row_group(staged, groups[row_group], keep_rows)
 
 
 def constant_values(spark, stages: list[Stage]) -> dict[tuple[str, str], pa.Scalar]:
@@ -296,7 +296,7 @@ def constant_values(spark, stages: list[Stage]) -> dict[tuple[str, str], pa.Scal
                 key = (value.sql(dialect="spark"), str(declared.type))
                 if key in out:
                     continue
-                plain = _plain_literal(value, declared.type)
+                plain = function_prepass.plain_literal(value, declared.type)
                 if plain is not None:
                     out[key] = plain
                     continue
@@ -305,27 +305,3 @@ def constant_values(spark, stages: list[Stage]) -> dict[tuple[str, str], pa.Scal
                 table = spark.sql(exp.select(exp.alias_(cast, "v")).sql(dialect="spark")).toArrow()
                 out[key] = table.column(0)[0].cast(declared.type)
     return out
-
-
-def _plain_literal(value: exp.Expression, arrow_type: pa.DataType) -> pa.Scalar | None:
-    """A number literal for a numeric argument or a string literal for a string argument, where
-    Spark's cast is exact (in range, no rounding); None for anything Spark should cast."""
-    negative = isinstance(value, exp.Neg)
-    literal = value.this if negative else value
-    if not isinstance(literal, exp.Literal):
-        return None
-    if literal.is_string:
-        if negative or not (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)):
-            return None
-        return pa.scalar(literal.this, arrow_type)
-    text = ("-" if negative else "") + literal.this
-    try:
-        if pa.types.is_integer(arrow_type) and text.lstrip("-").isdigit():
-            return pa.scalar(int(text)).cast(arrow_type)  # safe cast: out of range raises
-        if pa.types.is_floating(arrow_type):
-            number = float(text)
-            scalar = pa.scalar(number, arrow_type)
-            return scalar if float(scalar.as_py()) == number or pa.types.is_float64(arrow_type) else None
-    except (pa.ArrowInvalid, ValueError):
-        return None
-    return None

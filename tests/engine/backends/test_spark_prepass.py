@@ -73,7 +73,7 @@ def test_a_conjunct_whose_meaning_could_differ_stays_in_the_query(where):
     ("'5'", pa.int32(), None), ("2.5", pa.int32(), None), ("NULL", pa.int32(), None),
 ])
 def test_plain_literals_are_cast_without_spark_only_when_exact(literal, arrow_type, expected):
-    got = spark_prepass._plain_literal(sqlglot.parse_one(literal, read="spark"), arrow_type)
+    got = function_prepass.plain_literal(sqlglot.parse_one(literal, read="spark"), arrow_type)
     assert (None if got is None else got.as_py()) == expected
     if got is not None:
         assert got.type == arrow_type
