@@ -99,7 +99,19 @@ SAME_RESULT = [
     "SELECT snapshot_id, sp.n_time, sp.n_chans, sha2(sp.power, 256) AS digest "
     "FROM (SELECT snapshot_id, spectrogram(samples, 64, 2) AS sp FROM voltages)",
     "SELECT snapshot_id, spectrogram_error(samples, 64, 2) AS why FROM voltages WHERE n_samples < 100",
+    # the blob itself next to its call (views cast back to binary), a filter that keeps nothing
+    "SELECT snapshot_id, sha2(samples, 256) AS raw, spectrogram(samples, 64, 1).n_time AS n FROM voltages",
+    "SELECT snapshot_id, spectrogram(samples, 64, 1).n_time AS n FROM voltages WHERE false",
+    "SELECT image_id, pixels, size(sep_extract(pixels, width, height, 3.0)) AS n FROM images WHERE width > 0",
 ]
+
+
+def test_blob_stages_read_views_into_the_files(sessions):
+    """The lake's blob pages are read in place: the kernels get binary_view values, no copy."""
+    session = sessions[0]
+    _, (stage,) = stages_of(session, "SELECT spectrogram(samples, 64, 1) AS sp FROM voltages")
+    batches = list(function_prepass.scan_batches(stage, lambda batch, predicate: None))
+    assert batches and all(b.column("samples").type == pa.binary_view() for b in batches)
 
 
 @pytest.mark.parametrize("query", SAME_RESULT)
