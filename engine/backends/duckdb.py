@@ -71,6 +71,7 @@ class DuckDBBackend(Backend):
         from udfs.registry import all_functions
 
         self._library = all_functions()
+        self._function_types = {s.name.lower(): sql_type(s.returns) for s in self._library}
         duckdb_udfs.register(self.con, self._library)
         self._views: dict[tuple, str] = {}
         self._snapshots: dict[str, Snapshot] = {}  # view -> the snapshot it reads
@@ -92,7 +93,7 @@ class DuckDBBackend(Backend):
 
     def adapt(self, tree: exp.Expression) -> exp.Expression:
         tree = apply_transforms(tree)
-        tree = apply_typed_fixes(tree, MappingSchema(self._columns, dialect="spark"))
+        tree = apply_typed_fixes(tree, MappingSchema(self._columns, dialect="spark"), self._function_types)
         return rewrite_lateral_views(tree)
 
     def _create_view(self, view: str, snapshot: Snapshot) -> None:

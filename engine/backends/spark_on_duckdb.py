@@ -119,9 +119,26 @@ def _wanted(node: exp.Expression) -> bool:
     return _is_integral_cast(node) or _is_sum(node) or isinstance(node, exp.Length)
 
 
-def apply_typed_fixes(tree: exp.Expression, schema) -> exp.Expression:
+def _typed_calls(tree: exp.Expression, function_types: Mapping[str, str]) -> None:
+    """Wrap each call of a library function in ``tree`` in a cast to its declared return type
+    (sqlglot knows no type of an unknown function), marked so it is told from the user's casts."""
+    calls = [n for n in tree.find_all(exp.Anonymous) if n.name.lower() in function_types]
+    for call in calls:
+        typed = exp.Cast(this=call.copy(), to=exp.DataType.build(function_types[call.name.lower()],
+                                                                  dialect="spark"))
+        typed.meta["library_type"] = True
+        call.replace(typed)
+
+
+def _is_library_type(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Cast) and node.meta.get("library_type", False)
+
+
+def apply_typed_fixes(tree: exp.Expression, schema,
+                      function_types: Mapping[str, str] | None = None) -> exp.Expression:
     """The differences that depend on an operand's type, found by sqlglot's type annotation
-    over the lake's schemas (an operand of unknown type is left alone):
+    over the lake's schemas and the library functions' return types (``function_types``: lower
+    case name -> Spark SQL type; an operand of unknown type is left alone):
 
     - Spark truncates a fraction cast to an integer (3.9 -> 3); DuckDB rounds (-> 4).
     - Spark's sum of integers is a BIGINT; DuckDB's is a 128-bit HUGEINT (a decimal in Arrow).
@@ -131,11 +148,14 @@ def apply_typed_fixes(tree: exp.Expression, schema) -> exp.Expression:
     if not wanted:
         return tree
     try:
-        typed = annotate_types(qualify_columns(tree.copy(), schema=schema, allow_partial_qualification=True),
+        copy = tree.copy()
+        if function_types:
+            _typed_calls(copy, function_types)
+        typed = annotate_types(qualify_columns(copy, schema=schema, allow_partial_qualification=True),
                                schema=schema, dialect="duckdb")
     except (OptimizeError, KeyError, ValueError):
         return tree
-    annotated = [n for n in typed.find_all(*_TYPED, bfs=False) if _wanted(n)]
+    annotated = [n for n in typed.find_all(*_TYPED, bfs=False) if _wanted(n) and not _is_library_type(n)]
     if len(annotated) != len(wanted):
         return tree
     sums = []

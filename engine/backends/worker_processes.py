@@ -68,7 +68,11 @@ class SharedSlots:
         self._next = 0
 
     def put(self, arrays: list[pa.Array]) -> tuple[str, int]:
-        """Write ``arrays`` into the next slot; (segment name, bytes written)."""
+        """Write ``arrays`` into the next slot; (segment name, bytes written). A binary_view
+        column (the pre-pass's views into a mapped data file) is made plain binary first: the
+        IPC stream would carry every buffer it points into, the whole file, not the bytes of
+        its rows."""
+        arrays = [a.cast(pa.large_binary()) if pa.types.is_binary_view(a.type) else a for a in arrays]
         batch = pa.RecordBatch.from_arrays(arrays, names=[f"a{i}" for i in range(len(arrays))])
         mock = pa.MockOutputStream()
         with pa.ipc.new_stream(mock, batch.schema) as writer:

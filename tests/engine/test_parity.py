@@ -137,6 +137,11 @@ CORPUS = [
     # ---- strings
     C("SELECT upper(name) AS u, lower(name) AS l, length(name) AS len FROM targets"),
     C("SELECT length(CAST(name AS BINARY)) AS n_bytes, length(CAST(NULL AS BINARY)) AS none FROM targets"),
+    # a library function's BINARY result: sqlglot is told the functions' return types
+    C("SELECT length(s.power) AS n_bytes, s.n_time AS n_time "
+      "FROM (SELECT spectrogram(unhex(repeat('0000803F00000000', 8)), 4, 2) AS s) AS t"),
+    C("SELECT length(spectrogram(unhex(repeat('0000803F00000000', 16)), 8, 1).power) AS n_bytes, "
+      "CAST(healpix_index(ra_deg, dec_deg, 4) / 3.0 AS INT) AS third FROM signal_events WHERE snr > 300"),
     C("SELECT concat(name, ' (', coalesce(kind, '?'), ')') AS label FROM targets"),
     C("SELECT substring(name, 1, 4) AS prefix, substr(name, -2) AS suffix FROM targets"),
     C("SELECT trim('  x  ') AS t, ltrim('  x') AS l, rtrim('x  ') AS r, lpad('7', 3, '0') AS p, rpad('7', 3, '-') AS q"),
