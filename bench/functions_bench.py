@@ -41,6 +41,8 @@ DOPPLER_END_TO_END_GOAL_S = 120.0  # for 200 M events
 SPECTROGRAM_GOAL = 0.60  # of bare scipy.fft throughput
 SEP_GOAL = 1.1  # SQL time / bare loop time
 SPECTROGRAM_SHAPES = ((512, 1), (1024, 16), (4096, 1), (64, 32))
+SCALE_SNAPSHOTS = 683  # 1 GiB of snapshots: the throughput once an engine's fixed cost per query is spread
+SCALE_SHAPES = ((512, 1), (1024, 16))
 
 
 def median_time(fn, runs: int) -> float:
@@ -191,7 +193,8 @@ class SpectrogramFigure:
         return self.bare_s / self.sql_s
 
 
-def bench_spectrogram(work: Path, snapshots: int, runs: int, seed: int, engines: list[str]) -> list[SpectrogramFigure]:
+def bench_spectrogram(work: Path, snapshots: int, runs: int, seed: int, engines: list[str],
+                      shapes=SPECTROGRAM_SHAPES) -> list[SpectrogramFigure]:
     import scipy.fft
 
     rows = voltage_snapshots(snapshots, seed)
@@ -201,7 +204,7 @@ def bench_spectrogram(work: Path, snapshots: int, runs: int, seed: int, engines:
     figures = []
     for engine_name in engines:
         session = connect(lake.root, engine_name)
-        for fft_len, n_integrate in SPECTROGRAM_SHAPES:
+        for fft_len, n_integrate in shapes:
             query = (f"SELECT sum(sp.n_time * sp.n_chans) AS cells FROM "
                      f"(SELECT spectrogram(samples, {fft_len}, {n_integrate}) AS sp FROM voltages)")
 
@@ -283,6 +286,7 @@ class Results:
     kernel: DopplerKernel | None = None
     end_to_end: list[EndToEnd] = field(default_factory=list)
     spectrograms: list[SpectrogramFigure] = field(default_factory=list)
+    spectrograms_at_scale: list[SpectrogramFigure] = field(default_factory=list)
     sep: list[SepFigure] = field(default_factory=list)
 
 
@@ -354,11 +358,19 @@ def render(results: Results, command: str, started: str, seconds: float, busy: f
                   "samples and sends them to a Python worker as Arrow).", "",
                   "| engine | fft_len | n_integrate | SQL | MB/s | bare scipy.fft | MB/s | share | CPU share | goal ≥ 60% |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for f in results.spectrograms:
-            lines.append(f"| {f.engine} | {f.fft_len} | {f.n_integrate} | {f.sql_s * 1000:.0f} ms | {f.n_bytes / f.sql_s / 1e6:,.0f} | "
-                         f"{f.bare_s * 1000:.0f} ms | {f.n_bytes / f.bare_s / 1e6:,.0f} | {f.share:.0%} | "
-                         f"{_cpu_share(f.bare_cpu_s, f.sql_cpu_s)} | {_met(f.share >= SPECTROGRAM_GOAL)} |")
-        lines.append("")
+        lines += _spectrogram_rows(results.spectrograms)
+    if results.spectrograms_at_scale:
+        mib = results.spectrograms_at_scale[0].n_bytes / 2**20
+        lines += [f"The same over {mib:,.0f} MiB ({results.spectrograms_at_scale[0].n_bytes // (196608 * 8):,} "
+                  "snapshots), the engines with the pre-pass: over 96 MiB the bare loop takes about 40 ms, "
+                  "which is less than Spark's fixed cost of a job (about 200 ms) and a few times DuckDB's "
+                  "fixed cost of a stage query (about 12 ms), so the table above is a latency figure; this "
+                  "one is the throughput. The whole struct crosses from the pre-pass into the engine, power "
+                  "included (4 bytes a cell: half the input's bytes at n_integrate 1), which is what Spark's "
+                  "Python workers hand to its JVM.", "",
+                  "| engine | fft_len | n_integrate | SQL | MB/s | bare scipy.fft | MB/s | share | CPU share | goal ≥ 60% |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += _spectrogram_rows(results.spectrograms_at_scale)
     if results.sep:
         s = results.sep[0]
         lines += ["### SEP: SQL next to a bare loop", "",
@@ -376,6 +388,15 @@ def render(results: Results, command: str, started: str, seconds: float, busy: f
         lines.append("")
     lines += [f"Reproduce: `{command}`.", ""]
     return "\n".join(lines)
+
+
+def _spectrogram_rows(figures: list[SpectrogramFigure]) -> list[str]:
+    lines = []
+    for f in figures:
+        lines.append(f"| {f.engine} | {f.fft_len} | {f.n_integrate} | {f.sql_s * 1000:.0f} ms | {f.n_bytes / f.sql_s / 1e6:,.0f} | "
+                     f"{f.bare_s * 1000:.0f} ms | {f.n_bytes / f.bare_s / 1e6:,.0f} | {f.share:.0%} | "
+                     f"{_cpu_share(f.bare_cpu_s, f.sql_cpu_s)} | {_met(f.share >= SPECTROGRAM_GOAL)} |")
+    return lines + [""]
 
 
 def parse_args(argv):
@@ -415,6 +436,9 @@ def main(argv=None) -> int:
         results.end_to_end = bench_doppler_end_to_end(args.work, args.events, [e for e in engines if not e.endswith("-udf")])
     if "spectrogram" in parts:
         results.spectrograms = bench_spectrogram(args.work, 4 if args.quick else 64, args.runs, args.seed, engines)
+        results.spectrograms_at_scale = bench_spectrogram(
+            args.work, 8 if args.quick else SCALE_SNAPSHOTS, max(1, min(3, args.runs)), args.seed,
+            [e for e in engines if not e.endswith("-udf")], SCALE_SHAPES)
     if "sep" in parts:
         shape = (256, 256) if args.quick else (2048, 1489)
         results.sep = bench_sep(args.work, 4 if args.quick else 50, *shape, args.runs, args.seed, engines)

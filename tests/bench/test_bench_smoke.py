@@ -79,5 +79,6 @@ def test_functions_bench_quick_run_reports_each_function_next_to_its_reference(t
                     "### SEP: SQL next to a bare loop"):
         assert heading in report
     assert "× astropy row by row" in report and re.search(r"\| duckdb \| 512 \| 1 \| .* \| \d+% \|", report)
+    assert re.search(r"The same over \d+ MiB \(8 snapshots\)", report)  # the throughput run, smaller
     assert re.search(r"\| duckdb \| [\d.]+ s \| [\d.]+ s \| \d+\.\d\d \|", report)
     assert re.search(r"Largest difference on those rows: \d+\.\d{3} mm/s", report)
