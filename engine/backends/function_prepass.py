@@ -66,6 +66,22 @@ class Call:
     spec: UdfSpec
     args: list[exp.Expression]
     column: str
+    fields: tuple[str, ...] | None = None  # of a struct result, the only fields the query reads
+
+    @property
+    def returns(self) -> pa.DataType:
+        """The column's type: the function's, or its struct with only ``fields``."""
+        if self.fields is None:
+            return self.spec.returns
+        return pa.struct([self.spec.returns.field(name) for name in self.fields])
+
+    def output(self, values: pa.Array) -> pa.Array:
+        """The kernel's result as the column (only ``fields`` of a struct, its NULL rows kept)."""
+        if self.fields is None:
+            return values
+        mask = values.is_null() if values.null_count else None
+        return pa.StructArray.from_arrays([values.field(name) for name in self.fields], names=list(self.fields),
+                                          mask=mask)
 
 
 @dataclass
@@ -91,7 +107,7 @@ class Stage:
     def schema(self) -> pa.Schema:
         fields = [self.snapshot.schema.field(n) for n in self.passthrough]
         return pa.schema([pa.field(f.name, f.type) for f in fields]
-                         + [pa.field(c.column, c.spec.returns) for c in self.calls])
+                         + [pa.field(c.column, c.returns) for c in self.calls])
 
 
 # ---- planning ------------------------------------------------------------------------------
@@ -118,7 +134,85 @@ def plan(tree: exp.Expression, snapshots: dict[str, Snapshot], library: dict[str
 
     if not any(isinstance(n, exp.Anonymous) and n.name.lower() in library for n in tree.find_all(exp.Anonymous)):
         return tree, []
-    return tree.transform(rewrite, copy=True), stages
+    tree = tree.transform(rewrite, copy=True)
+    for stage in stages:
+        for call in stage.calls:
+            if pa.types.is_struct(call.spec.returns):
+                names = [f.name for f in call.spec.returns]
+                used = _fields_read(tree, call.column)
+                if used is not None and used < set(names):
+                    call.fields = tuple(n for n in names if n in used)
+    return tree, stages
+
+
+# ---- which fields of a struct result the query reads ---------------------------------------
+# A spectrogram's power is most of its bytes; a query that reads only n_time and n_chans should
+# not carry it from the stage into the engine (on Spark: from the Python workers into the JVM).
+# The uses are followed conservatively: a field access (x.f), or an alias in a derived table's
+# select list read only through field accesses by the SELECT around it. Any other use (the whole
+# struct selected, passed to a function, a star) keeps every field.
+
+def _field_of(node: exp.Expression) -> str | None:
+    """f where ``node`` is the x of a field access x.f."""
+    parent = node.parent
+    if isinstance(parent, exp.Dot) and parent.this is node and isinstance(parent.expression, exp.Identifier):
+        return parent.expression.name
+    return None
+
+
+def _fields_read(tree: exp.Expression, column: str) -> set[str] | None:
+    """The fields of the stage column ``column`` that ``tree`` reads; None when it may read it whole."""
+    used: set[str] = set()
+    for node in tree.find_all(exp.Column):
+        if node.name != column:
+            continue
+        field = _field_of(node)
+        if field is not None:
+            used.add(field)
+            continue
+        alias = node.parent
+        if not (isinstance(alias, exp.Alias) and isinstance(alias.parent, exp.Select)
+                and any(e is alias for e in alias.parent.expressions)):
+            return None
+        through = _alias_fields(alias)
+        if through is None:
+            return None
+        used |= through
+    return used
+
+
+def _alias_fields(alias: exp.Alias) -> set[str] | None:
+    """The fields read of the select-list item ``alias`` of a derived table, by the SELECT that
+    reads the derived table; None when it may read it whole."""
+    name, select = alias.alias, alias.parent
+    if not name:
+        return None
+    # the alias read in its own SELECT (ORDER BY, HAVING), or a column of the same name there
+    if any(name in (node.name, node.table) for node in select.walk(prune=lambda n: n is alias)
+           if isinstance(node, exp.Column)):
+        return None
+    subquery = select.parent
+    if not isinstance(subquery, exp.Subquery):
+        return None
+    outer = subquery.parent.parent if isinstance(subquery.parent, (exp.From, exp.Join)) else None
+    if not isinstance(outer, exp.Select):
+        return None
+    used: set[str] = set()
+    for node in outer.walk(prune=lambda n: n is subquery):
+        if node is subquery:
+            continue
+        if isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
+            return None
+        if not isinstance(node, exp.Column):
+            continue
+        if node.table == name and node.db in ("", subquery.alias):
+            used.add(node.name)  # sp.f (Spark parses it as column f of a table sp), t.sp.f
+        elif node.name == name and node.table in ("", subquery.alias):
+            field = _field_of(node)
+            if field is None:
+                return None
+            used.add(field)
+    return used
 
 
 def _scope_of(node: exp.Expression) -> exp.Select | None:
@@ -273,7 +367,8 @@ def describe(stages: list[Stage], heading: str, scan_of) -> str:
     lines = [f"function pre-pass ({heading}):"]
     for stage in stages:
         where = f" WHERE {stage.predicate.sql(dialect='spark')}" if stage.predicate is not None else ""
-        calls = ", ".join(f"{c.column} = {c.spec.name}(...)" for c in stage.calls)
+        calls = ", ".join(f"{c.column} = {c.spec.name}(...)" + (f".{{{', '.join(c.fields)}}}" if c.fields else "")
+                          for c in stage.calls)
         lines.append(f"  {stage.relation}: {calls} over {stage.snapshot.table} v{stage.snapshot.version} "
                      f"({scan_of(stage)}{where}; reads {', '.join(stage.read_columns)})")
     return "\n".join(lines)
@@ -418,7 +513,8 @@ class StageRun:
 
     def _assemble(self, batch: pa.RecordBatch, results: list[pa.Array]) -> pa.RecordBatch:
         schema = self.stage.schema
-        arrays = [batch.column(name) for name in self.stage.passthrough] + list(results)
+        arrays = [batch.column(name) for name in self.stage.passthrough] + [
+            call.output(r) for call, r in zip(self.stage.calls, results)]
         arrays = [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, schema)]  # blob views
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 

@@ -103,6 +103,11 @@ SAME_RESULT = [
     "SELECT snapshot_id, sha2(samples, 256) AS raw, spectrogram(samples, 64, 1).n_time AS n FROM voltages",
     "SELECT snapshot_id, spectrogram(samples, 64, 1).n_time AS n FROM voltages WHERE false",
     "SELECT image_id, pixels, size(sep_extract(pixels, width, height, 3.0)) AS n FROM images WHERE width > 0",
+    # only some fields of a struct read: the stage carries only those (NULL structs stay NULL)
+    "SELECT snapshot_id, sp.n_time * sp.n_chans AS cells FROM (SELECT snapshot_id, spectrogram(samples, 64, 2) AS sp "
+    "FROM voltages)",
+    "SELECT x.n FROM (SELECT t.sp.n_time AS n FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages) t) x",
+    "SELECT sp.n_time, sp IS NULL AS missing FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages) t",
 ]
 
 
@@ -139,6 +144,33 @@ def test_a_stage_reads_only_what_the_query_needs(sessions):
     assert stage.predicate.sql(dialect="spark") == "snr > 20"  # applied while scanning
     assert "snr" not in tree.sql(dialect="spark")  # and not again
     assert not function_prepass.reads_blobs(stage)
+
+
+@pytest.mark.parametrize("query, fields", [
+    ("SELECT sum(sp.n_time * sp.n_chans) AS cells FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages)",
+     ("n_time", "n_chans")),
+    ("SELECT spectrogram(samples, 64, 1).n_time AS n FROM voltages", ("n_time",)),
+    ("SELECT t.sp.n_chans, sp.power FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages) t", ("power", "n_chans")),
+    ("SELECT x.n FROM (SELECT sp.n_time AS n FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages) t) x",
+     ("n_time",)),
+    # the whole struct may be read: every field
+    ("SELECT sp FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages) t", None),
+    ("SELECT * FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages) t", None),
+    ("SELECT spectrogram(samples, 64, 1) AS sp FROM voltages", None),
+    ("SELECT sp.n_time, sp IS NULL AS missing FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages) t", None),
+    ("SELECT sp.n_time FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages ORDER BY sp) t", None),
+    ("WITH s AS (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages) SELECT sp.n_time FROM s", None),
+    ("SELECT sp.n_time, sp.n_chans, sp.power FROM (SELECT spectrogram(samples, 64, 1) AS sp FROM voltages) t", None),
+])
+def test_a_stage_carries_only_the_struct_fields_read(sessions, query, fields):
+    """A spectrogram's power is most of its bytes: a query that reads only its shape leaves it
+    in the stage (on Spark it would cross from the Python workers into the JVM)."""
+    _, (stage,) = stages_of(sessions[0], query)
+    (call,) = stage.calls
+    assert call.fields == fields
+    names = [f.name for f in stage.schema.field(call.column).type]
+    assert names == list(fields or ("power", "n_time", "n_chans"))
+    assert sessions[0].sql(query).num_rows == sessions[1].sql(query).num_rows
 
 
 @pytest.mark.parametrize("query, computed", [
