@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from bench import DEFAULT_OUTPUT, DEFAULT_WORK_DIR, REPO_ROOT
-from bench.function_inputs import lake_with, star_field_images, voltage_snapshots
+from bench.function_inputs import SNAPSHOT_SAMPLES, lake_with, star_field_images, voltage_snapshots
 from bench.machine import cpu_sample, tree_cpu_s
 from bench.sections import write_section
 from bench.timing import settle, timed
@@ -361,7 +361,7 @@ def render(results: Results, command: str, started: str, seconds: float, busy: f
         lines += _spectrogram_rows(results.spectrograms)
     if results.spectrograms_at_scale:
         mib = results.spectrograms_at_scale[0].n_bytes / 2**20
-        lines += [f"The same over {mib:,.0f} MiB ({results.spectrograms_at_scale[0].n_bytes // (196608 * 8):,} "
+        lines += [f"The same over {mib:,.0f} MiB ({results.spectrograms_at_scale[0].n_bytes // (SNAPSHOT_SAMPLES * 8):,} "
                   "snapshots), the engines with the pre-pass: over 96 MiB the bare loop takes about 40 ms, "
                   "which is less than Spark's fixed cost of a job (about 200 ms) and a few times DuckDB's "
                   "fixed cost of a stage query (about 12 ms), so the table above is a latency figure; this "
