@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test check bench bench-spark bench-dedoppler clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml udfs/dedoppler_tree.c  # (the install compiles the C file)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'

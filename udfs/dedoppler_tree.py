@@ -27,7 +27,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from udfs import _dedoppler_tree_c
+
 CHUNK_CHANNELS = 8192  # channels per chunk, at most (the levels of a chunk then take ~8 MiB)
+COMPILED_CHUNK_CHANNELS = 512  # the same for the compiled kernel (fastest here: its levels stay in L2)
 
 
 @lru_cache(maxsize=16)
@@ -105,7 +108,8 @@ class Plan:
         self.buffers = [np.zeros(s + slack, dtype=np.float32) for s in sizes]
         self.x = self.buffers[0][:n * w].reshape(n, w)
         self.steps = _bit_reversed(n)
-        self.ops = []
+        self.ops, self.raw, self._compiled = [], [], None  # raw: the ops as integers (compiled_args)
+        self.top_op = 0  # the first op of the top level (raw)
         for lv in range(levels - 1):  # groups of 2m steps from pairs of groups of m
             m, src, dst = 1 << lv, self.buffers[lv % 2], self.buffers[(lv + 1) % 2]
             self._clear(src, size(lv), sizes[lv % 2])
@@ -124,7 +128,7 @@ class Plan:
         m, src, dst = n // 2, self.buffers[(levels - 1) % 2], self.buffers[levels % 2]
         self._clear(src, size(levels - 1), sizes[(levels - 1) % 2])
         second = (reach[levels - 1] + 1) * w if levels > 1 else w
-        rows = []
+        rows, self.top_op = [], len(self.raw)
         for b in range(max_drift // (2 * m - 1) + 1):  # the top: a class of displacements at once
             for parity in (0, 1):
                 first = b * (2 * m - 1) + parity
@@ -141,16 +145,34 @@ class Plan:
         # turboSETI's blocks of N - 1 drifts: the last of a block is not compared with the next
         self.block_ends = np.flatnonzero((np.arange(max_drift) % (n - 1) == 0) & (np.arange(max_drift) > 0))
         self.top = dst[:(max_drift + 1) * w].reshape(max_drift + 1, w)
+        self._top_id = self._id(dst)
         self.best, self.part = np.zeros(w, dtype=np.float32), np.zeros(w, dtype=np.float32)
+
+    def _id(self, buffer) -> int:
+        return 0 if buffer is self.buffers[0] else 1
 
     def _add(self, src, a: int, b: int, length: int, dst, out: int):
         self.ops.append((src[a:a + length], src[b:b + length], dst[out:out + length]))
+        self.raw.append((0, self._id(src), a, b, self._id(dst), out, length))
 
     def _clear(self, buffer, end: int, largest: int):
         """Zero what a level's reads past its end reach, where a larger level left its values
         (only columns past the paths that count read them, but they must not grow run by run)."""
         if end < largest:
-            self.ops.append((None, None, buffer[end:end + self.width + self.max_drift + self.n + 8]))
+            length = self.width + self.max_drift + self.n + 8
+            self.ops.append((None, None, buffer[end:end + length]))
+            self.raw.append((1, self._id(buffer), end, 0, 0, 0, length))
+
+    def compiled_args(self) -> tuple:
+        """The plan as the compiled kernel reads it (``_dedoppler_tree_c.peaks``' plan arguments)."""
+        if self._compiled is None:
+            block_end = np.zeros(self.max_drift + 1, dtype=np.uint8)
+            block_end[self.block_ends] = 1
+            raw = np.array(self.raw, dtype=np.int64).reshape(-1, 7)
+            self._compiled = (raw, len(raw), len(self.buffers[0]), len(self.buffers[1]), self._top_id,
+                              self.steps.astype(np.int64), self.row_of_delta.astype(np.int64), block_end,
+                              self.top_op)
+        return self._compiled
 
     def run(self) -> np.ndarray:
         """The top level; ``best`` is its maximum over displacements, per column."""
@@ -171,6 +193,15 @@ class Plan:
 
 
 _local = threading.local()
+
+
+@lru_cache(maxsize=8)
+def compiled_plan(n: int, max_drift: int, width: int) -> Plan:
+    """A plan of this shape for the compiled kernel, which reads only its ops (its buffers are
+    the kernel's own, per call), so one plan serves every thread."""
+    plan = Plan(n, max_drift, width)
+    plan.compiled_args()
+    return plan
 
 
 def plan_for(n: int, max_drift: int, width: int) -> Plan:
@@ -236,19 +267,30 @@ def _peaks(top: np.ndarray, plan: Plan, span: int, threshold: np.float32):
     return delta, cols[i], sub.reshape(-1)[at]
 
 
-def drift_sums_above(power: np.ndarray, max_drift: int, threshold: float):
+def drift_sums_above(power: np.ndarray, max_drift: int, threshold: float, compiled: bool = True):
     """The drift-path cells of ``power`` [n_time, n_chans] (float32, C order) whose sum is above
     ``threshold``, is a local maximum (``_peaks``, in each direction), and whose path stays in
-    the band: (displacement -D .. D, start channel, float32 sum) arrays. Zero drift is searched
-    once."""
+    the band: (displacement -D .. D, start channel, float32 sum) arrays, positive displacements
+    first, each direction by chunk of channels, then displacement. Zero drift is searched once.
+
+    ``compiled`` runs the plan's additions and the peak test in C (``dedoppler_tree.c``), on
+    chunks of ``COMPILED_CHUNK_CHANNELS`` that keep a chunk's levels in the core's L2 cache; the
+    cells, their order and their sums are those of the numpy path."""
     n_time, n_chans = power.shape
     n = 1 << max(1, (n_time - 1).bit_length())
-    chunk = min(n_chans, CHUNK_CHANNELS)
+    chunk = min(n_chans, COMPILED_CHUNK_CHANNELS if compiled else CHUNK_CHANNELS)
     chunk = -(-n_chans // -(-n_chans // chunk))  # equal chunks
-    plan = plan_for(n, max_drift, chunk + max_drift + 3)
     offsets = path_offsets(n, max_drift)[max_drift:, :n_time]  # displacements 0 .. D
     reach = offsets.max(axis=1)
     threshold = np.float32(threshold)
+    if compiled:
+        plan = compiled_plan(n, max_drift, chunk + max_drift + 3)
+        delta, chan, value = _dedoppler_tree_c.peaks(
+            np.ascontiguousarray(power, dtype=np.float32), n_time, n_chans, n, plan.width, chunk, max_drift,
+            *plan.compiled_args()[:8], reach.astype(np.int64), float(threshold), *plan.compiled_args()[8:])
+        return (np.frombuffer(delta, np.int64).copy(), np.frombuffer(chan, np.int64).copy(),
+                np.frombuffer(value, np.float32).copy())
+    plan = plan_for(n, max_drift, chunk + max_drift + 3)
     found = []
     for sign, data in ((1, power), (-1, power[:, ::-1])):
         for c0 in range(0, n_chans, chunk):

@@ -66,14 +66,16 @@ def _local_maxima(sums, inside, max_drift, n, threshold):
 @pytest.mark.parametrize("n_time, n_chans, max_drift, chunk", [
     (32, 300, 127, 8192), (32, 700, 40, 256), (16, 400, 100, 128), (5, 300, 30, 100), (2, 60, 7, 16),
     (3, 90, 9, 30), (4, 64, 0, 8192)])
-def test_cells_are_the_local_maxima_of_the_path_sums(n_time, n_chans, max_drift, chunk, monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_cells_are_the_local_maxima_of_the_path_sums(n_time, n_chans, max_drift, chunk, compiled, monkeypatch):
     monkeypatch.setattr(dedoppler_tree, "CHUNK_CHANNELS", chunk)  # several chunks, and their edges
+    monkeypatch.setattr(dedoppler_tree, "COMPILED_CHUNK_CHANNELS", chunk)
     rng = np.random.default_rng(n_time * 1000 + n_chans)
     power = rng.random((n_time, n_chans)).astype(np.float32)
     n = 1 << max(1, (n_time - 1).bit_length())
     sums, inside = _path_sums(power, max_drift, n)
     threshold = float(np.quantile(sums[inside], 0.97))
-    delta, chan, value = drift_sums_above(power, max_drift, threshold)
+    delta, chan, value = drift_sums_above(power, max_drift, threshold, compiled=compiled)
     np.testing.assert_allclose(value, sums[delta + max_drift, chan], rtol=1e-5)
     assert set(zip(delta.tolist(), chan.tolist())) == _local_maxima(sums, inside, max_drift, n, threshold)
     assert len(delta) > 0
@@ -105,3 +107,49 @@ def test_a_tone_is_found_at_its_drift():
     delta, chan, value = drift_sums_above(power, 127, 32 * 0.5 + 100)
     best = np.argmax(value)
     assert (delta[best], chan[best]) == (50, 800)
+
+
+@pytest.mark.parametrize("n_time, n_chans, max_drift, chunk", [
+    (32, 5000, 127, 512), (32, 3000, 127, 8192), (16, 2000, 60, 300), (7, 1000, 20, 128), (2, 500, 3, 64)])
+def test_the_compiled_kernel_finds_the_numpy_paths_cells(n_time, n_chans, max_drift, chunk, monkeypatch):
+    """The same cells, in the same order, with the same float32 sums (the same additions), on
+    noise with tones, whatever the chunk; and again after a larger and a smaller search have
+    used the kernel's kept buffers."""
+    monkeypatch.setattr(dedoppler_tree, "CHUNK_CHANNELS", chunk)
+    monkeypatch.setattr(dedoppler_tree, "COMPILED_CHUNK_CHANNELS", chunk)
+    rng = np.random.default_rng(n_chans)
+    power = rng.chisquare(4, (n_time, n_chans)).astype(np.float32) * 1e5
+    n = 1 << max(1, (n_time - 1).bit_length())
+    paths = path_offsets(n, max_drift)[:, :n_time]
+    for c in range(50, n_chans - max_drift - 50, 400):
+        power[np.arange(n_time), c + paths[rng.integers(0, 2 * max_drift + 1)]] += 2e6
+    threshold = float(power.sum(axis=0).mean() + 4 * power.sum(axis=0).std())
+    expected = drift_sums_above(power, max_drift, threshold, compiled=False)
+    assert len(expected[0]) > 0
+    for other in ((32, 20000), (4, 100)):
+        drift_sums_above(rng.random(other, dtype=np.float32), min(max_drift, 10), 0.0)
+        got = drift_sums_above(power, max_drift, threshold)
+        for a, b in zip(got, expected):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_compiled_kernel_refuses_a_plan_out_of_its_buffers():
+    """A plan the kernel would read or write past its buffers with is a ValueError, not a crash."""
+    from udfs import _dedoppler_tree_c
+
+    plan = dedoppler_tree.compiled_plan(32, 127, 512 + 130)
+    raw, n_ops, size0, size1, top_buffer, steps, rows, ends, top_op = plan.compiled_args()
+    power = np.zeros((32, 512), dtype=np.float32)
+    reach = path_offsets(32, 127)[127:].max(axis=1).astype(np.int64)
+    args = [power, 32, 512, 32, plan.width, 512, 127, raw, n_ops, size0, size1, top_buffer, steps, rows, ends,
+            reach, 1.0, top_op]
+    assert _dedoppler_tree_c.peaks(*args)[0] == b""
+    bad = raw.copy()
+    bad[-1, 6] = size1 * 2  # an add longer than its buffer
+    with pytest.raises(ValueError, match="out of its buffers"):
+        _dedoppler_tree_c.peaks(*args[:7], bad, *args[8:])
+    with pytest.raises(ValueError, match="too small"):  # rows wider than the plan's
+        _dedoppler_tree_c.peaks(*args[:4], plan.width + 1000, *args[5:])
+    with pytest.raises(ValueError, match="bytes"):
+        _dedoppler_tree_c.peaks(power[:, :100].copy(), *args[1:])

@@ -1,0 +1,313 @@
+/* The drift search's inner loop, compiled: udfs._dedoppler_tree_c.peaks runs the additions of a
+ * udfs.dedoppler_tree.Plan (its op list) over every chunk of channels of a spectrogram, in both
+ * directions, and returns the tree cells above a threshold that are local maxima on turboSETI's
+ * grids -- the same cells, in the same order and with the same float32 sums, as the numpy path
+ * (udfs.dedoppler_tree.drift_sums_above with the compiled kernel off). The plan stays in Python:
+ * this file only executes it, so there is one definition of the tree.
+ *
+ * The GIL is released while it runs. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h> /* INFINITY */
+
+enum { OP_ADD = 0, OP_CLEAR = 1 };
+
+/* out[i] = a[i] + b[i]: the only arithmetic of the tree. Built for AVX2 and for the baseline, the
+ * loader picks one on the running CPU; the sums are the same (one rounding per addition). */
+__attribute__((target_clones("avx2", "default")))
+static void add_rows(const float *restrict a, const float *restrict b, float *restrict out, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+__attribute__((target_clones("avx2", "default")))
+static void max_rows(const float *restrict row, float *restrict best, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        best[i] = row[i] > best[i] ? row[i] : best[i];
+}
+
+typedef struct {
+    int64_t *delta, *chan;
+    float *value;
+    Py_ssize_t size, capacity;
+} Found;
+
+static int found_push(Found *f, int64_t delta, int64_t chan, float value)
+{
+    if (f->size == f->capacity) {
+        Py_ssize_t cap = f->capacity ? 2 * f->capacity : 1024;
+        int64_t *d = realloc(f->delta, cap * sizeof(int64_t));
+        if (d) f->delta = d;
+        int64_t *c = realloc(f->chan, cap * sizeof(int64_t));
+        if (c) f->chan = c;
+        float *v = realloc(f->value, cap * sizeof(float));
+        if (v) f->value = v;
+        if (!d || !c || !v) return -1;
+        f->capacity = cap;
+    }
+    f->delta[f->size] = delta;
+    f->chan[f->size] = chan;
+    f->value[f->size] = value;
+    f->size++;
+    return 0;
+}
+
+typedef struct {
+    const float *power;          /* [n_time, n_chans] */
+    Py_ssize_t n_time, n_chans;
+    Py_ssize_t n, width, chunk, max_drift;
+    const int64_t *ops;          /* [n_ops, 7]: kind 0 (add), src buffer, a, b, dst buffer, out, length;
+                                    kind 1 (clear), buffer, start, 0, 0, 0, length */
+    Py_ssize_t n_ops;
+    const int64_t *steps;        /* [n]: time step at each position of x */
+    const int64_t *row_of_delta; /* [D + 1] */
+    const uint8_t *block_end;    /* [D + 1]: no comparison with the displacement above */
+    const int64_t *reach;        /* [D + 1]: channels the path of each displacement moves at most */
+    int top_buffer;
+    float threshold;
+    Py_ssize_t top_op;           /* ops from here on make the top level (their rows' maxima are kept) */
+} Search;
+
+/* x (buffer 0, [n, width]) = channels first - 1 .. first - 2 + width of the data in this
+ * direction (sign -1: channels read from the top), zero outside the band and past n_time. */
+static void load(const Search *s, float *x, Py_ssize_t first, int sign)
+{
+    Py_ssize_t lo = first - 1, w = s->width;
+    for (Py_ssize_t pos = 0; pos < s->n; pos++) {
+        float *row = x + pos * w;
+        Py_ssize_t t = s->steps[pos];
+        if (t >= s->n_time) {
+            memset(row, 0, w * sizeof(float));
+            continue;
+        }
+        const float *src = s->power + t * s->n_chans;
+        Py_ssize_t a = lo < 0 ? 0 : lo, b = lo + w < s->n_chans ? lo + w : s->n_chans;
+        if (a > lo || b < lo + w) memset(row, 0, w * sizeof(float));
+        if (sign > 0) {
+            if (b > a) memcpy(row + (a - lo), src + a, (b - a) * sizeof(float));
+        } else {
+            for (Py_ssize_t c = a; c < b; c++)
+                row[c - lo] = src[s->n_chans - 1 - c];
+        }
+    }
+}
+
+/* The ops first .. last - 1; with ``best``, each add is of whole rows of the top level and best
+ * (columns 0 .. span + 1 of a row) keeps their maximum, while the rows are in the cache. */
+static void run_ops(const Search *s, float **buffers, Py_ssize_t first, Py_ssize_t last, float *best,
+                    Py_ssize_t span)
+{
+    Py_ssize_t w = s->width;
+    for (Py_ssize_t k = first; k < last; k++) {
+        const int64_t *op = s->ops + 7 * k;
+        if (op[0] == OP_CLEAR) {
+            memset(buffers[op[1]] + op[2], 0, op[6] * sizeof(float));
+            continue;
+        }
+        const float *src = buffers[op[1]];
+        float *out = buffers[op[4]] + op[5];
+        add_rows(src + op[2], src + op[3], out, op[6]);
+        if (best)
+            for (Py_ssize_t r = 0; r + w <= op[6]; r += w) max_rows(out + r, best, span + 2);
+    }
+}
+
+/* The local maxima above the threshold of top's columns 1 .. span, as udfs.dedoppler_tree._peaks,
+ * in [displacement, column] order; ``best``: each column's maximum over the displacements, so
+ * only the columns where it is above the threshold are looked at (``cols``: room for span). */
+static int peaks(const Search *s, const float *top, const float *best, Py_ssize_t *cols, Py_ssize_t span,
+                 Py_ssize_t c0, int sign, Found *found)
+{
+    Py_ssize_t w = s->width, d_max = s->max_drift, n_cols = 0;
+    float thr = s->threshold;
+    for (Py_ssize_t j = 1; j <= span; j++)
+        if (best[j] > thr) cols[n_cols++] = j;
+    for (Py_ssize_t d = 0; d <= d_max && n_cols; d++) {
+        const float *row = top + s->row_of_delta[d] * w;
+        const float *below = d > 0 ? top + s->row_of_delta[d - 1] * w : NULL;
+        const float *above = d < d_max && !s->block_end[d] ? top + s->row_of_delta[d + 1] * w : NULL;
+        for (Py_ssize_t i = 0; i < n_cols; i++) {
+            Py_ssize_t j = cols[i];
+            float v = row[j];
+            if (!(v > thr)) continue;
+            /* a neighbour not above the threshold is below v: the comparisons are those of _peaks */
+            if (!(v >= row[j - 1]) || !(v >= row[j + 1])) continue;
+            if (below && !(v >= below[j])) continue;
+            if (above && !(v >= above[j])) continue;
+            Py_ssize_t start = c0 - 1 + j;
+            if (start + s->reach[d] >= s->n_chans) continue; /* the path leaves the band */
+            if (sign < 0 && d == 0) continue;                 /* zero drift is searched once */
+            if (found_push(found, sign * d, sign > 0 ? start : s->n_chans - 1 - start, v)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* The levels' buffers of this thread, kept from call to call as the numpy path's plans keep
+ * theirs (zero when allocated; the plan's clear ops keep what is read past a level's end from
+ * growing), so that a call on a small spectrogram does not pay for fresh pages. */
+static _Thread_local float *kept[2];
+static _Thread_local Py_ssize_t kept_size[2];
+
+static float *level_buffer(int i, Py_ssize_t size)
+{
+    if (kept_size[i] < size) {
+        free(kept[i]);
+        kept[i] = calloc(size, sizeof(float));
+        kept_size[i] = kept[i] ? size : 0;
+    }
+    return kept[i];
+}
+
+static int search(const Search *s, const Py_ssize_t sizes[2], Found *found)
+{
+    float *buffers[2] = {level_buffer(0, sizes[0]), level_buffer(1, sizes[1])};
+    float *best = malloc(s->width * sizeof(float));
+    Py_ssize_t *cols = malloc(s->width * sizeof(Py_ssize_t));
+    int status = 0;
+    if (!buffers[0] || !buffers[1] || !best || !cols) {
+        status = -1;
+        goto done;
+    }
+    for (int sign = 1; sign >= -1 && status == 0; sign -= 2) {
+        for (Py_ssize_t c0 = 0; c0 < s->n_chans; c0 += s->chunk) {
+            Py_ssize_t span = s->n_chans - c0 < s->chunk ? s->n_chans - c0 : s->chunk;
+            load(s, buffers[0], c0, sign);
+            run_ops(s, buffers, 0, s->top_op, NULL, span);
+            for (Py_ssize_t j = 0; j < span + 2; j++) best[j] = -INFINITY;
+            run_ops(s, buffers, s->top_op, s->n_ops, best, span);
+            if (peaks(s, buffers[s->top_buffer], best, cols, span, c0, sign, found)) {
+                status = -1;
+                break;
+            }
+        }
+    }
+done:
+    free(best);
+    free(cols);
+    return status;
+}
+
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t item, Py_ssize_t count, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (view->len != item * count) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected %zd", what, view->len, item * count);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *as_bytes(const void *data, Py_ssize_t n)
+{
+    return PyBytes_FromStringAndSize(n ? (const char *)data : "", n);
+}
+
+/* peaks(power, n_time, n_chans, n, width, chunk, max_drift, ops, n_ops, size0, size1, top_buffer, steps,
+ *       row_of_delta, block_end, reach, threshold, top_op)
+ * -> (delta int64 bytes, chan int64 bytes, value float32 bytes) */
+static PyObject *py_peaks(PyObject *self, PyObject *args)
+{
+    PyObject *power_obj, *ops_obj, *steps_obj, *rows_obj, *ends_obj, *reach_obj;
+    Py_ssize_t n_time, n_chans, n, width, chunk, max_drift, size0, size1, n_ops;
+    int top_buffer;
+    float threshold;
+    Py_ssize_t top_op;
+    if (!PyArg_ParseTuple(args, "OnnnnnnOnnniOOOOfn", &power_obj, &n_time, &n_chans, &n, &width, &chunk,
+                          &max_drift, &ops_obj, &n_ops, &size0, &size1, &top_buffer, &steps_obj, &rows_obj,
+                          &ends_obj, &reach_obj, &threshold, &top_op))
+        return NULL;
+    if (top_op < 0 || top_op > n_ops) {
+        PyErr_SetString(PyExc_ValueError, "the top level's first op is out of the plan");
+        return NULL;
+    }
+    if (n_time < 1 || n_chans < 1 || n < n_time || chunk < 1 || width < chunk + max_drift + 3 || top_buffer < 0
+        || top_buffer > 1) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent shape for the drift search");
+        return NULL;
+    }
+    Py_buffer power, ops, steps, rows, ends, reach;
+    int got = 0;
+    if (get_buffer(power_obj, &power, 4, n_time * n_chans, "power") == 0) got = 1;
+    if (got == 1 && get_buffer(ops_obj, &ops, 8, 7 * n_ops, "ops") == 0) got = 2;
+    if (got == 2 && get_buffer(steps_obj, &steps, 8, n, "steps") == 0) got = 3;
+    if (got == 3 && get_buffer(rows_obj, &rows, 8, max_drift + 1, "row_of_delta") == 0) got = 4;
+    if (got == 4 && get_buffer(ends_obj, &ends, 1, max_drift + 1, "block_end") == 0) got = 5;
+    if (got == 5 && get_buffer(reach_obj, &reach, 8, max_drift + 1, "reach") == 0) got = 6;
+    PyObject *result = NULL;
+    if (got == 6) { /* every op inside its buffers, adds from one buffer into the other */
+        int bad = 0;
+        const int64_t *op = ops.buf;
+        Py_ssize_t sz[2] = {size0, size1};
+        for (Py_ssize_t k = 0; k < n_ops; k++, op += 7) {
+            int ok = op[6] >= 0 && op[1] >= 0 && op[1] <= 1 && op[2] >= 0 && op[2] + op[6] <= sz[op[1]];
+            if (ok && op[0] == OP_ADD)
+                ok = op[4] >= 0 && op[4] <= 1 && op[4] != op[1] && op[3] >= 0 && op[3] + op[6] <= sz[op[1]]
+                     && op[5] >= 0 && op[5] + op[6] <= sz[op[4]];
+            else if (ok)
+                ok = op[0] == OP_CLEAR;
+            if (!ok) {
+                PyErr_Format(PyExc_ValueError, "op %zd of the drift search's plan is out of its buffers", k);
+                bad = 1;
+                break;
+            }
+        }
+        if (!bad && (size0 < n * width || (Py_ssize_t)(max_drift + 1) * width > sz[top_buffer])) {
+            PyErr_SetString(PyExc_ValueError, "the drift search's buffers are too small for its shape");
+            bad = 1;
+        }
+        for (Py_ssize_t k = 0; !bad && k <= max_drift; k++)
+            if (((const int64_t *)rows.buf)[k] < 0 || ((const int64_t *)rows.buf)[k] > max_drift) {
+                PyErr_SetString(PyExc_ValueError, "row_of_delta is out of the top level");
+                bad = 1;
+            }
+        for (Py_ssize_t k = 0; !bad && k < n; k++)
+            if (((const int64_t *)steps.buf)[k] < 0) {
+                PyErr_SetString(PyExc_ValueError, "steps must not be negative");
+                bad = 1;
+            }
+        if (bad) got = -got;
+    }
+    if (got == 6) {
+        Search s = {power.buf, n_time, n_chans, n, width, chunk, max_drift, ops.buf, n_ops, steps.buf,
+                    rows.buf, ends.buf, reach.buf, top_buffer, threshold, top_op};
+        Py_ssize_t sizes[2] = {size0, size1};
+        Found found = {0};
+        int status;
+        Py_BEGIN_ALLOW_THREADS
+        status = search(&s, sizes, &found);
+        Py_END_ALLOW_THREADS
+        if (status)
+            PyErr_NoMemory();
+        else
+            result = Py_BuildValue("NNN", as_bytes(found.delta, found.size * 8), as_bytes(found.chan, found.size * 8),
+                                   as_bytes(found.value, found.size * 4));
+        free(found.delta);
+        free(found.chan);
+        free(found.value);
+    }
+    if (got < 0) got = -got;
+    if (got >= 6) PyBuffer_Release(&reach);
+    if (got >= 5) PyBuffer_Release(&ends);
+    if (got >= 4) PyBuffer_Release(&rows);
+    if (got >= 3) PyBuffer_Release(&steps);
+    if (got >= 2) PyBuffer_Release(&ops);
+    if (got >= 1) PyBuffer_Release(&power);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"peaks", py_peaks, METH_VARARGS, "The drift search's local maxima above a threshold (see udfs.dedoppler_tree)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_dedoppler_tree_c", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__dedoppler_tree_c(void) { return PyModule_Create(&module); }
