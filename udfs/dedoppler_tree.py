@@ -17,7 +17,9 @@ with its groups in bit-reversed order (the first and second halves of the next l
 then two contiguous blocks), and the top level adds a whole class of displacements at once, its
 source's second halves stored with rows one value shorter so that the shear is contiguous too.
 Channels are searched in chunks that keep the levels in the CPU's cache; the padding is
-turboSETI's (zero time steps up to N, zero channels past the band).
+turboSETI's (zero time steps up to N, zero channels past the band). By default the plan's op list
+runs in C (``dedoppler_tree.c``), which spares the call per addition; the numpy run is the
+reference it is tested against.
 """
 
 from __future__ import annotations
@@ -197,8 +199,8 @@ _local = threading.local()
 
 @lru_cache(maxsize=8)
 def compiled_plan(n: int, max_drift: int, width: int) -> Plan:
-    """A plan of this shape for the compiled kernel, which reads only its ops (its buffers are
-    the kernel's own, per call), so one plan serves every thread."""
+    """A plan of this shape for the compiled kernel, which reads only its ops (the kernel keeps
+    level buffers of its own, per thread), so one plan serves every thread."""
     plan = Plan(n, max_drift, width)
     plan.compiled_args()
     return plan
