@@ -287,9 +287,10 @@ def drift_sums_above(power: np.ndarray, max_drift: int, threshold: float, compil
     threshold = np.float32(threshold)
     if compiled:
         plan = compiled_plan(n, max_drift, chunk + max_drift + 3)
+        *ops, top_op = plan.compiled_args()
         delta, chan, value = _dedoppler_tree_c.peaks(
             np.ascontiguousarray(power, dtype=np.float32), n_time, n_chans, n, plan.width, chunk, max_drift,
-            *plan.compiled_args()[:8], reach.astype(np.int64), float(threshold), *plan.compiled_args()[8:])
+            *ops, reach.astype(np.int64), float(threshold), top_op)
         return (np.frombuffer(delta, np.int64).copy(), np.frombuffer(chan, np.int64).copy(),
                 np.frombuffer(value, np.float32).copy())
     plan = plan_for(n, max_drift, chunk + max_drift + 3)
