@@ -5,9 +5,11 @@ BIN := $(VENV)/bin
 LAKE ?= lake
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check bench bench-spark bench-dedoppler clean
+.PHONY: ext run test check bench bench-spark bench-dedoppler clean
 
-$(STAMP): pyproject.toml udfs/dedoppler_tree.c  # (the install compiles the C file)
+C_SOURCES := $(wildcard udfs/*.c udfs/*.h)
+
+$(STAMP): pyproject.toml $(C_SOURCES)  # (the install compiles the C files)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
@@ -20,6 +22,10 @@ run: $(STAMP)
 		echo; echo "== $$f"; \
 		$(BIN)/astrolake --lake $(LAKE) run $$f || exit 1; \
 	done
+
+# Rebuild the C extensions in place after editing them (the install builds them once).
+ext: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -39,7 +39,8 @@ import numpy as np
 import pyarrow as pa
 
 from udfs.dedoppler_echoes import Echoes
-from udfs.dedoppler_tracks import measure, track_widths
+from udfs import _dedoppler_hits_c
+from udfs.dedoppler_tracks import HIT_ROW, measure, track_widths
 from udfs.dedoppler_tree import drift_sums_above, path_offsets, taylor_sums, tree_offsets  # noqa: F401
 from udfs.registry import Arg, UdfSpec, register
 
@@ -96,8 +97,10 @@ def _next_alive(alive: np.ndarray, i: int, count: int) -> np.ndarray:
 
 
 def find_hits(power: np.ndarray, tsamp_s: float, fch1_hz: float, foff_hz: float,
-              max_drift_hz_s: float, snr_min: float) -> list[dict]:
-    """The hits of one spectrogram [n_time, n_chans], strongest first."""
+              max_drift_hz_s: float, snr_min: float, compiled: bool = True) -> list[dict]:
+    """The hits of one spectrogram [n_time, n_chans], strongest first. ``compiled`` walks the
+    candidates in C (udfs/dedoppler_echoes.c, one candidate at a time); without it, in numpy
+    batches (``Echoes``): the same hits."""
     power = np.ascontiguousarray(power, dtype=np.float32)
     n_time, n_chans = power.shape
     n = max(2, next_pow2(n_time))
@@ -107,13 +110,20 @@ def find_hits(power: np.ndarray, tsamp_s: float, fch1_hz: float, foff_hz: float,
     if std <= 0 or not np.isfinite(std):
         return []
     delta, chan, value = drift_sums_above(power, max_drift, median + snr_min * std)
-    snr = (value.astype(np.float64) - median) / std
-    if len(snr) > MAX_CANDIDATES:  # a flood of RFI: keep the strongest cells
-        top = np.argpartition(-snr, MAX_CANDIDATES)[:MAX_CANDIDATES]
-        delta, chan, value, snr = delta[top], chan[top], value[top], snr[top]
-    order = np.argsort(-snr)  # strongest first
-    delta, chan, value, snr = delta[order], chan[order], value[order], snr[order]
+    if len(value) > MAX_CANDIDATES:  # a flood of RFI: keep the strongest cells
+        top = np.argpartition(-value, MAX_CANDIDATES)[:MAX_CANDIDATES]
+        delta, chan, value = delta[top], chan[top], value[top]
     offsets = path_offsets(n, max_drift)[:, :n_time]
+    if compiled:  # (sorted strongest first there)
+        rows = np.frombuffer(_dedoppler_hits_c.find_hits(
+            power, n_time, n_chans, n, np.ascontiguousarray(offsets, np.int64), max_drift, median, std,
+            float(snr_min), delta, chan, len(delta), value), HIT_ROW)
+        snr = (value[rows["index"]].astype(np.float64) - median) / std
+        return _hit_rows(rows["centre"], rows["drift"], rows["track_min"] + rows["lo"],
+                         rows["track_max"] + rows["hi"], snr, n, tsamp_s, fch1_hz, foff_hz)
+    order = np.argsort(-value, kind="stable")  # strongest first, equal sums by position
+    delta, chan, value = delta[order], chan[order], value[order]
+    snr = (value.astype(np.float64) - median) / std
     echoes = Echoes(power, delta, chan, value, n, offsets, max_drift, median, std, snr_min)
     hits, i, size = [], 0, int(np.clip(len(snr) // 8, *BATCH))
     while True:
@@ -136,18 +146,21 @@ def find_hits(power: np.ndarray, tsamp_s: float, fch1_hz: float, foff_hz: float,
             full[key][guess] = v
         accepted, stop = echoes.accept(full, batch, measured)
         echoes.kill(full, accepted)  # the echoes of this batch's hits among the candidates after them
-        hits += _hit_rows({key: full[key][accepted] for key in m}, snr[batch[accepted]], n, tsamp_s,
-                          fch1_hz, foff_hz)
+        track = full["track"][accepted]
+        hits += _hit_rows(full["centre"][accepted], full["drift"][accepted],
+                          track.min(axis=1) + full["lo"][accepted], track.max(axis=1) + full["hi"][accepted],
+                          snr[batch[accepted]], n, tsamp_s, fch1_hz, foff_hz)
         i = int(batch[stop - 1]) + 1  # (the first of a batch is always measured: stop > 0)
         grow = len(accepted) * 4 >= 3 * len(guess)  # the guess was good
         size = min(BATCH[1], 2 * size) if grow else max(BATCH[0], size // 2)
 
 
-def _hit_rows(m: dict, snr: np.ndarray, n: int, tsamp_s: float, fch1_hz: float, foff_hz: float) -> list[dict]:
-    """The rows of the hits measured as ``m``."""
-    centre, drift = m["centre"], m["drift"]
-    low = fch1_hz + (m["track"].min(axis=1) + m["lo"]) * foff_hz
-    high = fch1_hz + (m["track"].max(axis=1) + m["hi"]) * foff_hz
+def _hit_rows(centre, drift, low_chan, high_chan, snr, n: int, tsamp_s: float, fch1_hz: float,
+              foff_hz: float) -> list[dict]:
+    """The rows of the hits whose centre lines are (centre, drift) and whose tracks span the
+    channels low_chan .. high_chan."""
+    low = fch1_hz + low_chan * foff_hz
+    high = fch1_hz + high_chan * foff_hz
     rows = []
     for k in range(len(snr)):
         rows.append({

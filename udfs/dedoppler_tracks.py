@@ -25,6 +25,10 @@ FINE_CENTRES = np.arange(-6, 7) * 0.25  # channels around the track, fine_line's
 FINE_DRIFTS = np.arange(-8, 9) * 0.25  # channels of drift around the track's
 FINE_SPAN = 10  # channels fine_line reads at each step: 3 of centres, 4 of drifts, and some
 GROUP = 64  # hits measured together, at most (of similar widths: the arrays are as wide as the widest)
+# udfs/dedoppler_hits.h's HitRow: a hit's candidate and measurement, as the compiled kernels give them
+HIT_ROW = np.dtype([("index", np.int64), ("start", np.int64), ("total", np.int64), ("lo", np.int64),
+                    ("hi", np.int64), ("lo_half", np.int64), ("hi_half", np.int64), ("track_min", np.int64),
+                    ("track_max", np.int64), ("centre", np.float64), ("drift", np.float64)])
 
 
 def track_snrs(power: np.ndarray, cols: np.ndarray, median: float, std: float) -> np.ndarray:
@@ -32,7 +36,7 @@ def track_snrs(power: np.ndarray, cols: np.ndarray, median: float, std: float) -
     n_time, n_chans = power.shape
     inside = ((cols >= 0) & (cols < n_chans)).all(axis=-1)
     values = power.reshape(-1).take(cols + np.arange(n_time) * n_chans, mode="clip")  # (outside: -inf)
-    return np.where(inside, (values.sum(axis=-1).astype(np.float64) - median) / std, -np.inf)
+    return np.where(inside, (values.sum(axis=-1, dtype=np.float64) - median) / std, -np.inf)
 
 
 def _run_end(ok: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -208,7 +212,7 @@ def centroid_line(win: Windows, centre, total, half_width, n, median, passes: in
         going &= ~outside.any(axis=(1, 2))
         values = win.value(cols + win.base[:, :, None])  # (outside: not going)
         weight = np.where(used, np.maximum(values - floor, 0), 0)
-        mass = weight.sum(axis=2)
+        mass = weight.sum(axis=2, dtype=np.float64)
         going &= (mass > 0).all(axis=1)
         if not going.any():
             break
@@ -273,3 +277,20 @@ def _measure_group(power, out, sel, n, offsets, max_drift, median, std, snr_min)
     for key, value in (("track", track), ("start", start), ("total", total), ("lo", lo), ("hi", hi),
                        ("lo_half", lo_half), ("hi_half", hi_half), ("centre", centre + a0), ("drift", drift)):
         out[key][sel] = value
+
+
+def measure_compiled(power, delta, chan, n, offsets, max_drift, median, std, snr_min) -> dict:
+    """``measure``, one hit at a time in C (udfs/dedoppler_measure.c): the same keys."""
+    from udfs import _dedoppler_hits_c
+
+    n_time, n_chans = power.shape
+    delta, chan = np.ascontiguousarray(delta, np.int64), np.ascontiguousarray(chan, np.int64)
+    rows, peaks, tracks = _dedoppler_hits_c.measure(
+        np.ascontiguousarray(power, np.float32), n_time, n_chans, n, np.ascontiguousarray(offsets, np.int64),
+        max_drift, float(median), float(std), float(snr_min), delta, chan, len(delta))
+    rows = np.frombuffer(rows, HIT_ROW)
+    out = {"peak_track": np.frombuffer(peaks, np.int64).reshape(-1, n_time).copy(),
+           "track": np.frombuffer(tracks, np.int64).reshape(-1, n_time).copy()}
+    for key in ("start", "total", "lo", "hi", "lo_half", "hi_half", "centre", "drift"):
+        out[key] = rows[key].copy()
+    return out

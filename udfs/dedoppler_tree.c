@@ -118,20 +118,53 @@ static void run_ops(const Search *s, float **buffers, Py_ssize_t first, Py_ssize
     }
 }
 
+/* is_peak[j] for the columns 1 .. span of a row: above the threshold and not below the columns
+ * beside it nor the rows below and above (NULL: none). Vectorized: a crowded band has most
+ * columns above the threshold somewhere, and there a scan of every column beats a gather. */
+__attribute__((target_clones("avx2", "default")))
+static void peak_row(const float *restrict row, const float *restrict below, const float *restrict above,
+                     float thr, uint8_t *restrict is_peak, Py_ssize_t span)
+{
+    const float *b = below ? below : row, *a = above ? above : row; /* (a row is not below itself) */
+    for (Py_ssize_t j = 1; j <= span; j++) {
+        float v = row[j];
+        is_peak[j] = (v > thr) & (v >= row[j - 1]) & (v >= row[j + 1]) & (v >= b[j]) & (v >= a[j]);
+    }
+}
+
 /* The local maxima above the threshold of top's columns 1 .. span, as udfs.dedoppler_tree._peaks,
  * in [displacement, column] order; ``best``: each column's maximum over the displacements, so
  * only the columns where it is above the threshold are looked at (``cols``: room for span). */
-static int peaks(const Search *s, const float *top, const float *best, Py_ssize_t *cols, Py_ssize_t span,
-                 Py_ssize_t c0, int sign, Found *found)
+static int peaks(const Search *s, const float *top, const float *best, Py_ssize_t *cols, uint8_t *is_peak,
+                 Py_ssize_t span, Py_ssize_t c0, int sign, Found *found)
 {
     Py_ssize_t w = s->width, d_max = s->max_drift, n_cols = 0;
     float thr = s->threshold;
     for (Py_ssize_t j = 1; j <= span; j++)
         if (best[j] > thr) cols[n_cols++] = j;
+    int dense = 8 * n_cols > span; /* (then is_peak has room for span + 1) */
     for (Py_ssize_t d = 0; d <= d_max && n_cols; d++) {
         const float *row = top + s->row_of_delta[d] * w;
         const float *below = d > 0 ? top + s->row_of_delta[d - 1] * w : NULL;
         const float *above = d < d_max && !s->block_end[d] ? top + s->row_of_delta[d + 1] * w : NULL;
+        if (dense) {
+            peak_row(row, below, above, thr, is_peak, span);
+            memset(is_peak + span + 1, 0, 8);
+            for (Py_ssize_t j = 1; j <= span; j++) {
+                uint64_t word;
+                memcpy(&word, is_peak + j, 8);
+                if (!word) { /* most cells are not peaks: eight at a time */
+                    j += 7;
+                    continue;
+                }
+                if (!is_peak[j]) continue;
+                Py_ssize_t start = c0 - 1 + j;
+                if (start + s->reach[d] >= s->n_chans) continue; /* the path leaves the band */
+                if (sign < 0 && d == 0) continue;                 /* zero drift is searched once */
+                if (found_push(found, sign * d, sign > 0 ? start : s->n_chans - 1 - start, row[j])) return -1;
+            }
+            continue;
+        }
         for (Py_ssize_t i = 0; i < n_cols; i++) {
             Py_ssize_t j = cols[i];
             float v = row[j];
@@ -170,8 +203,9 @@ static int search(const Search *s, const Py_ssize_t sizes[2], Found *found)
     float *buffers[2] = {level_buffer(0, sizes[0]), level_buffer(1, sizes[1])};
     float *best = malloc(s->width * sizeof(float));
     Py_ssize_t *cols = malloc(s->width * sizeof(Py_ssize_t));
+    uint8_t *is_peak = malloc(s->width + 16); /* (the columns 0 .. span, and 8 past them) */
     int status = 0;
-    if (!buffers[0] || !buffers[1] || !best || !cols) {
+    if (!buffers[0] || !buffers[1] || !best || !cols || !is_peak) {
         status = -1;
         goto done;
     }
@@ -182,7 +216,7 @@ static int search(const Search *s, const Py_ssize_t sizes[2], Found *found)
             run_ops(s, buffers, 0, s->top_op, NULL, span);
             for (Py_ssize_t j = 0; j < span + 2; j++) best[j] = -INFINITY;
             run_ops(s, buffers, s->top_op, s->n_ops, best, span);
-            if (peaks(s, buffers[s->top_buffer], best, cols, span, c0, sign, found)) {
+            if (peaks(s, buffers[s->top_buffer], best, cols, is_peak, span, c0, sign, found)) {
                 status = -1;
                 break;
             }
@@ -191,6 +225,7 @@ static int search(const Search *s, const Py_ssize_t sizes[2], Found *found)
 done:
     free(best);
     free(cols);
+    free(is_peak);
     return status;
 }
 

@@ -1,0 +1,199 @@
+/* udfs._dedoppler_hits_c: the drift search after the tree, compiled (see dedoppler_hits.h).
+ *
+ *   measure(power, n_time, n_chans, n, offsets, max_drift, median, std, snr_min, delta, chan, n_cells)
+ *     -> (rows, peak_tracks, tracks): udfs.dedoppler_tracks.measure of each cell
+ *   find_hits(power, n_time, n_chans, n, offsets, max_drift, median, std, snr_min, delta, chan, n_cells, value)
+ *     -> rows: the hits among the candidates (in any order), strongest first, as udfs.dedoppler.find_hits
+ *   strongest_first(value, n) -> the order of float32 values from the largest (int64)
+ *
+ * rows are HitRow structs (9 int64 and 2 float64 each), tracks int64 [hit, n_time]. Every input
+ * is checked here: the kernels read only inside the spectrogram. The GIL is released. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "dedoppler_hits.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t item, Py_ssize_t count, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (view->len != item * count) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected %zd", what, view->len, item * count);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    Py_buffer power, offsets, delta, chan, value;
+    int got; /* how many of them are held */
+    Spectrum s;
+    Py_ssize_t n_cells;
+} Args;
+
+static void release(Args *a)
+{
+    Py_buffer *views[] = {&a->power, &a->offsets, &a->delta, &a->chan, &a->value};
+    for (int k = a->got - 1; k >= 0; k--) PyBuffer_Release(views[k]);
+    a->got = 0;
+}
+
+/* Parses and checks the arguments (``with_value``: find_hits's); 0, or -1 with an exception. */
+static int parse(PyObject *args, Args *a, int with_value)
+{
+    PyObject *power, *offsets, *delta, *chan, *value = NULL;
+    Py_ssize_t n_time, n_chans, n, max_drift, n_cells;
+    double median, std, snr_min;
+    memset(a, 0, sizeof(*a));
+    if (!PyArg_ParseTuple(args, with_value ? "OnnnOndddOOnO" : "OnnnOndddOOn", &power, &n_time, &n_chans, &n,
+                          &offsets, &max_drift, &median, &std, &snr_min, &delta, &chan, &n_cells, &value))
+        return -1;
+    if (n_time < 1 || n_chans < 1 || n < 2 || n < n_time || (n & (n - 1)) || max_drift < 0 || n_cells < 0) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent shape for the drift search's hits");
+        return -1;
+    }
+    if (!(std > 0) || !isfinite(std) || !isfinite(median) || !isfinite(snr_min)) {
+        PyErr_SetString(PyExc_ValueError, "median, std and snr_min must be finite, std positive");
+        return -1;
+    }
+    Py_ssize_t rows = 2 * max_drift + 1;
+    if (get_buffer(power, &a->power, 4, n_time * n_chans, "power")) return -1;
+    a->got = 1;
+    if (get_buffer(offsets, &a->offsets, 8, rows * n_time, "offsets")) goto fail;
+    a->got = 2;
+    if (get_buffer(delta, &a->delta, 8, n_cells, "delta")) goto fail;
+    a->got = 3;
+    if (get_buffer(chan, &a->chan, 8, n_cells, "chan")) goto fail;
+    a->got = 4;
+    if (with_value) {
+        if (get_buffer(value, &a->value, 4, n_cells, "value")) goto fail;
+        a->got = 5;
+    }
+    const int64_t *off = a->offsets.buf, *d = a->delta.buf, *c = a->chan.buf;
+    int64_t *low = malloc(rows * sizeof(int64_t)), *high = malloc(rows * sizeof(int64_t));
+    if (!low || !high) {
+        free(low);
+        free(high);
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        low[r] = high[r] = off[r * n_time];
+        for (Py_ssize_t t = 1; t < n_time; t++) {
+            int64_t o = off[r * n_time + t];
+            low[r] = o < low[r] ? o : low[r];
+            high[r] = o > high[r] ? o : high[r];
+        }
+    }
+    Py_ssize_t bad = -1;
+    for (Py_ssize_t k = 0; k < n_cells && bad < 0; k++)
+        if (d[k] < -max_drift || d[k] > max_drift || c[k] + low[d[k] + max_drift] < 0
+            || c[k] + high[d[k] + max_drift] >= n_chans || c[k] < 0 || c[k] >= n_chans)
+            bad = k;
+    free(low);
+    free(high);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "cell %zd's path leaves the band or its drift is out of the search", bad);
+        goto fail;
+    }
+    a->s = (Spectrum){a->power.buf, n_time, n_chans, n, max_drift, off, median, std, snr_min};
+    a->n_cells = n_cells;
+    return 0;
+fail:
+    release(a);
+    return -1;
+}
+
+static PyObject *as_bytes(const void *data, Py_ssize_t n)
+{
+    return PyBytes_FromStringAndSize(n ? (const char *)data : "", n);
+}
+
+static PyObject *py_measure(PyObject *self, PyObject *args)
+{
+    Args a;
+    if (parse(args, &a, 0)) return NULL;
+    Py_ssize_t k = a.n_cells, T = a.s.n_time;
+    HitRow *rows = malloc((k ? k : 1) * sizeof(HitRow));
+    int64_t *peaks = malloc((k ? k : 1) * T * sizeof(int64_t)), *tracks = malloc((k ? k : 1) * T * sizeof(int64_t));
+    int status = !rows || !peaks || !tracks;
+    const int64_t *d = a.delta.buf, *c = a.chan.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < k && !status; i++) {
+        Measured m = {.peak_track = peaks + i * T, .track = tracks + i * T};
+        status = measure_hit(&a.s, d[i], c[i], &m);
+        HitRow row = {i, m.start, m.total, m.lo, m.hi, m.lo_half, m.hi_half, m.track[0], m.track[0], m.centre,
+                      m.drift};
+        for (Py_ssize_t t = 0; t < T; t++) {
+            row.track_min = m.track[t] < row.track_min ? m.track[t] : row.track_min;
+            row.track_max = m.track[t] > row.track_max ? m.track[t] : row.track_max;
+        }
+        rows[i] = row;
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *result = status ? PyErr_NoMemory()
+                              : Py_BuildValue("NNN", as_bytes(rows, k * sizeof(HitRow)),
+                                              as_bytes(peaks, k * T * 8), as_bytes(tracks, k * T * 8));
+    free(rows);
+    free(peaks);
+    free(tracks);
+    release(&a);
+    return result;
+}
+
+static PyObject *py_find_hits(PyObject *self, PyObject *args)
+{
+    Args a;
+    if (parse(args, &a, 1)) return NULL;
+    HitRows hits = {0};
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = walk_hits(&a.s, a.delta.buf, a.chan.buf, a.value.buf, a.n_cells, &hits);
+    Py_END_ALLOW_THREADS
+    PyObject *result = status ? PyErr_NoMemory() : as_bytes(hits.rows, hits.size * sizeof(HitRow));
+    free(hits.rows);
+    release(&a);
+    return result;
+}
+
+static PyObject *py_strongest_first(PyObject *self, PyObject *args)
+{
+    PyObject *obj;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "On", &obj, &n)) return NULL;
+    Py_buffer value;
+    if (n < 0 || get_buffer(obj, &value, 4, n, "value")) {
+        if (n < 0) PyErr_SetString(PyExc_ValueError, "a negative count");
+        return NULL;
+    }
+    int64_t *order = malloc((n ? n : 1) * sizeof(int64_t)), *scratch = malloc((n ? n : 1) * sizeof(int64_t));
+    uint32_t *keys = malloc((n ? n : 1) * 2 * sizeof(uint32_t));
+    int status = !order || !scratch || !keys;
+    if (!status) {
+        Py_BEGIN_ALLOW_THREADS
+        strongest_first(value.buf, n, order, scratch, keys);
+        Py_END_ALLOW_THREADS
+    }
+    PyObject *result = status ? PyErr_NoMemory() : as_bytes(order, n * 8);
+    free(order);
+    free(scratch);
+    free(keys);
+    PyBuffer_Release(&value);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"strongest_first", py_strongest_first, METH_VARARGS,
+     "The order of float32 values from the largest, equal ones by position (int64 bytes)."},
+    {"measure", py_measure, METH_VARARGS, "udfs.dedoppler_tracks.measure of each cell, compiled."},
+    {"find_hits", py_find_hits, METH_VARARGS, "The hits among the candidates, strongest first, compiled."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_dedoppler_hits_c", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__dedoppler_hits_c(void) { return PyModule_Create(&module); }
