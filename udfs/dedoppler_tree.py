@@ -33,6 +33,7 @@ from udfs import _dedoppler_tree_c
 
 CHUNK_CHANNELS = 8192  # channels per chunk, at most (the levels of a chunk then take ~8 MiB)
 COMPILED_CHUNK_CHANNELS = 512  # the same for the compiled kernel (fastest here: its levels stay in L2)
+PIECE_FLOATS = 2048  # the compiled kernel adds the ops that share a source piece by piece (in L1)
 
 
 @lru_cache(maxsize=16)
@@ -170,10 +171,11 @@ class Plan:
         if self._compiled is None:
             block_end = np.zeros(self.max_drift + 1, dtype=np.uint8)
             block_end[self.block_ends] = 1
-            raw = np.array(self.raw, dtype=np.int64).reshape(-1, 7)
+            ops, top_op = _interleaved(self.raw, self.top_op, self.width, PIECE_FLOATS)
+            raw = np.array(ops, dtype=np.int64).reshape(-1, 7)
             self._compiled = (raw, len(raw), len(self.buffers[0]), len(self.buffers[1]), self._top_id,
                               self.steps.astype(np.int64), self.row_of_delta.astype(np.int64), block_end,
-                              self.top_op)
+                              top_op)
         return self._compiled
 
     def run(self) -> np.ndarray:
@@ -192,6 +194,33 @@ class Plan:
             else:
                 add(a, b, out=out)
         return self.top
+
+
+def _interleaved(raw: list, top_op: int, width: int, piece: int) -> tuple[list, int]:
+    """The same additions in another order: each run of adds of a level that read the same
+    first source (the displacements whose halves share a path) goes piece by piece, all of the
+    run's pieces at one place before the next, so that their shared sources are read from the
+    core's L1 cache rather than L2 (the top level's pieces are whole rows, for their maxima).
+    Each add still writes what it wrote; the levels stay in order. Returns (ops, top_op)."""
+    ops, new_top, i = [], None, 0
+    while i < len(raw):
+        if i == top_op:
+            new_top = len(ops)
+        kind, src, a = raw[i][:3]
+        j = i + 1
+        if kind == 0:
+            while j < len(raw) and j != top_op and raw[j][0] == 0 and raw[j][1] == src and raw[j][2] == a:
+                j += 1
+        else:
+            ops.append(raw[i])
+            i = j
+            continue
+        step = piece if i < top_op else width * max(1, piece // width)
+        for p0 in range(0, max(op[6] for op in raw[i:j]), step):
+            ops += [(0, op[1], op[2] + p0, op[3] + p0, op[4], op[5] + p0, min(step, op[6] - p0))
+                    for op in raw[i:j] if p0 < op[6]]
+        i = j
+    return ops, len(ops) if new_top is None else new_top
 
 
 _local = threading.local()
