@@ -58,10 +58,39 @@ MAX_CANDIDATES = 1_000_000  # tree cells above the threshold kept before the mer
 BATCH = 32, 128  # candidates taken at once, at least and at most
 
 
+PERCENTILE_DIRECT = 4096  # values from which comp_stats picks its percentiles' order statistics in C
+
+
+def percentiles(values: np.ndarray, q) -> np.ndarray:
+    """``np.percentile(values, q)`` (linear interpolation) of a float32 array, the same float64
+    values: the order statistics come from a histogram select in C (udfs/dedoppler_hits.c)
+    rather than numpy's partition on eight ranks, and are interpolated as numpy does."""
+    values = np.ascontiguousarray(values)
+    if values.dtype != np.float32 or len(values) < PERCENTILE_DIRECT or not np.isfinite(values).all():
+        return np.percentile(values, q)
+    n = len(values)
+    q = np.true_divide(np.asarray(q, dtype=np.float64), 100)
+    virtual = (n - 1) * q  # numpy's virtual index (method linear)
+    previous = np.floor(virtual)
+    following = previous + 1
+    last = virtual >= n - 1
+    previous[last] = following[last] = -1
+    previous, following = previous.astype(np.intp), following.astype(np.intp)
+    ranks = np.concatenate([previous, following]) % n
+    picked = np.frombuffer(_dedoppler_hits_c.order_statistics(values, n, ranks.astype(np.int64), len(ranks)),
+                           np.float32)
+    a, b = picked[:len(q)], picked[len(q):]
+    gamma = np.asanyarray(virtual - previous, dtype=virtual.dtype)
+    diff = b - a  # numpy's _lerp
+    out = np.add(a, diff * gamma)
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=out.dtype)
+    return out
+
+
 def comp_stats(spectrum: np.ndarray) -> tuple[float, float]:
     """turboSETI's noise statistics of a time-summed spectrum: the median, and the standard
     deviation of the values between the 5th and 95th percentiles."""
-    low, median, high = np.percentile(spectrum, [5, 50, 95])
+    low, median, high = percentiles(spectrum, [5, 50, 95])
     kept = spectrum[(spectrum <= high) & (spectrum >= low)]
     return float(median), float(kept.std())
 
@@ -97,16 +126,16 @@ def _next_alive(alive: np.ndarray, i: int, count: int) -> np.ndarray:
 
 
 def find_hits(power: np.ndarray, tsamp_s: float, fch1_hz: float, foff_hz: float,
-              max_drift_hz_s: float, snr_min: float, compiled: bool = True) -> list[dict]:
+              max_drift_hz_s: float, snr_min: float, compiled: bool = True, spectrum=None) -> list[dict]:
     """The hits of one spectrogram [n_time, n_chans], strongest first. ``compiled`` walks the
     candidates in C (udfs/dedoppler_echoes.c, one candidate at a time); without it, in numpy
-    batches (``Echoes``): the same hits."""
+    batches (``Echoes``): the same hits. ``spectrum``: power summed over time, if known."""
     power = np.ascontiguousarray(power, dtype=np.float32)
     n_time, n_chans = power.shape
     n = max(2, next_pow2(n_time))
     drift_step_hz_s = abs(foff_hz) / ((n - 1) * tsamp_s)
     max_drift = int(np.floor(max_drift_hz_s / drift_step_hz_s + 1e-9))
-    median, std = comp_stats(power.sum(axis=0))  # float32, as turboSETI's
+    median, std = comp_stats(power.sum(axis=0) if spectrum is None else spectrum)  # float32, as turboSETI's
     if std <= 0 or not np.isfinite(std):
         return []
     delta, chan, value = drift_sums_above(power, max_drift, median + snr_min * std)
@@ -186,12 +215,15 @@ def _dedoppler(power, n_time, n_chans, tsamp_s, fch1_hz, foff_hz, max_drift_hz_s
             results.append(None)
             continue
         data = np.frombuffer(power[i], dtype="<f4").reshape(int(n_time[i]), int(n_chans[i]))
-        if not np.isfinite(data).all():
+        with np.errstate(over="ignore", invalid="ignore"):
+            spectrum = data.sum(axis=0)
+        # a NaN or an infinity makes its column's sum one (finite sums: finite power, no pass over it)
+        if not np.isfinite(spectrum).all() and not np.isfinite(data).all():
             errors[i] = "power has NaN or infinite values"
             results.append(None)
             continue
         results.append(find_hits(data, float(tsamp_s[i]), float(fch1_hz[i]), float(foff_hz[i]),
-                                 float(max_drift_hz_s[i]), float(snr_min[i])))
+                                 float(max_drift_hz_s[i]), float(snr_min[i]), spectrum=spectrum))
     return pa.array(results, HITS_TYPE), errors
 
 

@@ -5,6 +5,7 @@
  *   find_hits(power, n_time, n_chans, n, offsets, max_drift, median, std, snr_min, delta, chan, n_cells, value)
  *     -> rows: the hits among the candidates (in any order), strongest first, as udfs.dedoppler.find_hits
  *   strongest_first(value, n) -> the order of float32 values from the largest (int64)
+ *   order_statistics(values, n, ranks, m) -> the float32 values of those ranks, as sorted
  *
  * rows are HitRow structs (9 int64 and 2 float64 each), tracks int64 [hit, n_time]. Every input
  * is checked here: the kernels read only inside the spectrogram. The GIL is released. */
@@ -186,7 +187,132 @@ static PyObject *py_strongest_first(PyObject *self, PyObject *args)
     return result;
 }
 
+static int compare_keys(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static uint32_t ascending_key(float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    if (bits == 0x80000000u) bits = 0; /* -0.0 == 0.0 */
+    return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+}
+
+static float key_value(uint32_t key)
+{
+    uint32_t bits = key & 0x80000000u ? key & 0x7fffffffu : ~key;
+    float value;
+    memcpy(&value, &bits, 4);
+    return value;
+}
+
+/* out[i] = the value of rank ks[i] (0: the smallest) among n finite float32 values, as a sort
+ * would place it: a histogram of the values' top 16 bits finds each rank's bin, and only the
+ * values of those bins are sorted. */
+static int order_statistics(const float *value, int64_t n, const int64_t *ks, int64_t m, float *out)
+{
+    int64_t *start = calloc(65537, sizeof(int64_t));
+    uint8_t *wanted = calloc(65536, 1);
+    uint32_t *picked = NULL;
+    int status = -1;
+    if (!start || !wanted) goto done;
+    for (int64_t i = 0; i < n; i++) start[(ascending_key(value[i]) >> 16) + 1]++;
+    for (int b = 0; b < 65536; b++) start[b + 1] += start[b];
+    int64_t total = 0;
+    for (int64_t i = 0; i < m; i++) {
+        int64_t lo = 0, hi = 65536; /* the bin b with start[b] <= k < start[b + 1] */
+        while (hi - lo > 1) {
+            int64_t mid = (lo + hi) / 2;
+            if (start[mid] <= ks[i]) lo = mid;
+            else hi = mid;
+        }
+        if (!wanted[lo]) total += start[lo + 1] - start[lo];
+        wanted[lo] = 1;
+    }
+    picked = malloc((total ? total : 1) * sizeof(uint32_t));
+    if (!picked) goto done;
+    int64_t *fill = calloc(65536, sizeof(int64_t)); /* where each wanted bin's values go in picked */
+    if (!fill) goto done;
+    int64_t at = 0;
+    for (int b = 0; b < 65536; b++)
+        if (wanted[b]) {
+            fill[b] = at;
+            at += start[b + 1] - start[b];
+        }
+    int64_t *first = malloc(65536 * sizeof(int64_t));
+    if (!first) {
+        free(fill);
+        goto done;
+    }
+    memcpy(first, fill, 65536 * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t key = ascending_key(value[i]);
+        if (wanted[key >> 16]) picked[fill[key >> 16]++] = key;
+    }
+    for (int b = 0; b < 65536; b++)
+        if (wanted[b]) qsort(picked + first[b], start[b + 1] - start[b], sizeof(uint32_t), compare_keys);
+    for (int64_t i = 0; i < m; i++) {
+        int64_t lo = 0, hi = 65536;
+        while (hi - lo > 1) {
+            int64_t mid = (lo + hi) / 2;
+            if (start[mid] <= ks[i]) lo = mid;
+            else hi = mid;
+        }
+        out[i] = key_value(picked[first[lo] + (ks[i] - start[lo])]);
+    }
+    free(fill);
+    free(first);
+    status = 0;
+done:
+    free(start);
+    free(wanted);
+    free(picked);
+    return status;
+}
+
+static PyObject *py_order_statistics(PyObject *self, PyObject *args)
+{
+    PyObject *values_obj, *ks_obj;
+    Py_ssize_t n, m;
+    if (!PyArg_ParseTuple(args, "OnOn", &values_obj, &n, &ks_obj, &m)) return NULL;
+    if (n < 1 || m < 0) {
+        PyErr_SetString(PyExc_ValueError, "order statistics need values");
+        return NULL;
+    }
+    Py_buffer values, ks;
+    if (get_buffer(values_obj, &values, 4, n, "values")) return NULL;
+    if (get_buffer(ks_obj, &ks, 8, m, "ranks")) {
+        PyBuffer_Release(&values);
+        return NULL;
+    }
+    const int64_t *k = ks.buf;
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < m; i++) bad |= k[i] < 0 || k[i] >= n;
+    for (Py_ssize_t i = 0; i < n && !bad; i++) bad |= !isfinite(((const float *)values.buf)[i]) ? 2 : 0;
+    float *out = malloc((m ? m : 1) * sizeof(float));
+    int status = bad || !out;
+    if (!status) {
+        Py_BEGIN_ALLOW_THREADS
+        status = order_statistics(values.buf, n, k, m, out);
+        Py_END_ALLOW_THREADS
+    }
+    PyObject *result = NULL;
+    if (bad & 1) PyErr_SetString(PyExc_ValueError, "a rank is out of the values");
+    else if (bad) PyErr_SetString(PyExc_ValueError, "the values must be finite");
+    else if (status) PyErr_NoMemory();
+    else result = as_bytes(out, m * 4);
+    free(out);
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&ks);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"order_statistics", py_order_statistics, METH_VARARGS,
+     "order_statistics(values, n, ranks, m): the float32 values of those ranks (0: the smallest)."},
     {"strongest_first", py_strongest_first, METH_VARARGS,
      "The order of float32 values from the largest, equal ones by position (int64 bytes)."},
     {"measure", py_measure, METH_VARARGS, "udfs.dedoppler_tracks.measure of each cell, compiled."},

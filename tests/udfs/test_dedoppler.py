@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import REAL_DATA
-from udfs.dedoppler import HITS_TYPE, comp_stats, find_hits, taylor_sums, tree_offsets
+from udfs.dedoppler import HITS_TYPE, comp_stats, find_hits, percentiles, taylor_sums, tree_offsets
 from udfs.registry import call, evaluate, get
 
 stg = pytest.importorskip("setigen", reason="setigen (a dev dependency) is needed to simulate signals")
@@ -72,6 +72,25 @@ def test_taylor_tree_sums_its_paths(n):
         assert np.all(np.diff(offsets[d]) >= 0) and np.all(np.diff(offsets[d]) <= 1)
         want = [x[np.arange(n), f + offsets[d]].sum() for f in range(40 - n)]
         np.testing.assert_allclose(sums[d, :40 - n], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["chi2", "ties", "normal", "lognormal"])
+def test_percentiles_are_numpys_to_the_bit(kind):
+    """comp_stats' percentiles (order statistics picked in C, numpy's interpolation) equal
+    np.percentile exactly, on spectra of many sizes, with ties, negative and tiny values."""
+    rng = np.random.default_rng(len(kind))
+    for _ in range(25):
+        n = int(rng.integers(4096, 40000))
+        v = {"chi2": lambda: rng.chisquare(2, n) * 1e6, "ties": lambda: rng.integers(-5, 5, n) * 0.5,
+             "normal": lambda: rng.standard_normal(n), "lognormal": lambda: np.exp(rng.standard_normal(n) * 3)}[kind]()
+        v = v.astype(np.float32)
+        for q in ([5, 50, 95], [0, 100, 33.3, 99.99]):
+            np.testing.assert_array_equal(percentiles(v, q), np.percentile(v, q))
+    small = rng.random(10).astype(np.float32)  # below the C's size, and non-finite: numpy itself
+    np.testing.assert_array_equal(percentiles(small, [5, 50, 95]), np.percentile(small, [5, 50, 95]))
+    big = rng.random(5000).astype(np.float32)
+    big[7] = np.inf
+    np.testing.assert_array_equal(percentiles(big, [5, 50, 95]), np.percentile(big, [5, 50, 95]))
 
 
 def test_comp_stats_is_turboseti_median_and_trimmed_std():
@@ -187,6 +206,28 @@ def test_registered_function_and_bad_rows():
     assert why[0] is None and why[2] is None
     assert "not 4 * n_time * n_chans" in why[1] and "n_time must be at least 2" in why[3]
     assert "foff_hz must be non-zero" in call("dedoppler_error", power, N_TIME, N_CHANS, DT_S, 1e9, 0.0, 4.0, 10.0)
+
+
+def test_non_finite_power_is_a_bad_row_and_huge_finite_power_is_not():
+    """A NaN or an infinity anywhere gives NULL and the reason; finite values whose sums
+    overflow float32 are searched (the check does not take an infinite sum for bad power)."""
+    frame = noise_frame(15)
+    good = frame.data.astype("<f4")
+    rows = []
+    for value, at in ((np.nan, (3, 100)), (np.inf, (31, 0)), (-np.inf, (0, 1023))):
+        bad = good.copy()
+        bad[at] = value
+        rows.append(bad.tobytes())
+    huge = good.copy()
+    huge[:, 500] = 3e38  # finite, their sum is not
+    rows.append(huge.tobytes())
+    n = len(rows)
+    args = [pa.array(rows, pa.binary()), pa.array([N_TIME] * n, pa.int32()), pa.array([N_CHANS] * n, pa.int32()),
+            pa.array([DT_S] * n), pa.array([frame.fmin] * n), pa.array([DF_HZ] * n), pa.array([MAX_DRIFT] * n),
+            pa.array([SNR_MIN] * n)]
+    why = evaluate(get("dedoppler_error"), args).to_pylist()
+    assert why[:3] == ["power has NaN or infinite values"] * 3 and why[3] is None
+    assert evaluate(get("dedoppler"), args).to_pylist()[:3] == [None] * 3
 
 
 def test_dedoppler_through_sql(demo_session):

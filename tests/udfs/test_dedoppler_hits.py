@@ -109,3 +109,17 @@ def test_cells_out_of_the_band_are_refused():
         walk([0], [0], std=0.0)
     with pytest.raises(ValueError, match="power has"):
         walk([0], [0], n_chans=65)
+
+
+def test_order_statistics_are_the_sorted_values():
+    rng = np.random.default_rng(4)
+    values = np.concatenate([rng.standard_normal(20_000), np.full(5000, 2.5), [0.0, -0.0, 1e-45, -3e38, 3e38]])
+    values = rng.permutation(values).astype(np.float32)
+    ranks = np.array([0, 1, 17, 9_999, 10_000, 20_000, 24_999, len(values) - 1], np.int64)
+    got = np.frombuffer(_dedoppler_hits_c.order_statistics(values, len(values), ranks, len(ranks)), np.float32)
+    np.testing.assert_array_equal(got, np.sort(values)[ranks])
+    with pytest.raises(ValueError, match="rank is out"):
+        _dedoppler_hits_c.order_statistics(values, len(values), np.array([len(values)], np.int64), 1)
+    values[3] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        _dedoppler_hits_c.order_statistics(values, len(values), ranks, len(ranks))
