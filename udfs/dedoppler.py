@@ -1,4 +1,4 @@
-"""De-Doppler drift search: turboSETI's Taylor-tree sums, vectorized in numpy, one hit per track.
+"""De-Doppler drift search: turboSETI's Taylor-tree sums, one hit per track, its loops in C.
 
 ``dedoppler(power, n_time, n_chans, tsamp_s, fch1_hz, foff_hz, max_drift_hz_s, snr_min)`` reads
 ``power`` as float32 little-endian C order [time, chan] (the ``spectrograms.power`` layout) and
@@ -27,10 +27,12 @@ straight line on a quarter-channel grid, a least-squares line through each step'
 tree's peak. Paths that leave the band are not searched (turboSETI wraps them around), the DC
 channel is not blanked, zero drift is searched.
 
-Candidates are measured in batches, strongest first: a first guess of which ones in a batch are
-echoes of the ones before them (their peak tracks' coverage), the others measured together, then
-the exact echo test in order; each batch's hits then merge their echoes among the candidates
-after it. No step loops over hits in Python.
+By default the walk over the candidates runs in C (``udfs._dedoppler_hits_c``: one candidate at a
+time, strongest first; a hit is measured, then its coverage applied to the alive candidates
+within its reach). ``compiled=False`` is the numpy reference the tests compare it with, which
+takes candidates in batches: a first guess of which ones in a batch are echoes of the ones before
+them (their peak tracks' coverage), the others measured together, then the exact echo test in
+order; each batch's hits then merge their echoes among the candidates after it.
 """
 
 from __future__ import annotations

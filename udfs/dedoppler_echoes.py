@@ -13,6 +13,9 @@ Only the steps where a candidate's path may meet a hit's coverage are looked at:
 within ``deviation`` channels of their straight lines, so where the straight lines are further
 apart than the coverage and the deviations no step is covered (``Echoes._ranges``). The work is
 numpy over (hit, candidate, step) arrays, in slices that stay in the CPU's cache.
+
+This is the reference: the search runs its C form (udfs/dedoppler_echoes.c), one candidate at a
+time, and the tests compare the two hit for hit.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@
   the track, whose window of the signal's half width holds the most power;
 - ``centroid_line``: a least-squares line through each step's power-weighted centroid.
 
-Each is numpy over arrays [hit, ...]: no Python loop per hit.
+Each is numpy over arrays [hit, ...]: no Python loop per hit. This is the reference: the search
+measures each hit with its C form (udfs/dedoppler_measure.c, ``measure_compiled``), which the
+tests compare with it.
 """
 
 from __future__ import annotations
