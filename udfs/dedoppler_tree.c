@@ -71,6 +71,8 @@ typedef struct {
     const int64_t *reach;        /* [D + 1]: channels the path of each displacement moves at most */
     int top_buffer;
     float threshold;
+    Py_ssize_t split_op;         /* ops split_op .. top_op - 1 make the level below the top (-1: none) */
+    Py_ssize_t split_second;     /* where that level's second halves start in its buffer */
     Py_ssize_t top_op;           /* ops from here on make the top level (their rows' maxima are kept) */
 } Search;
 
@@ -95,6 +97,33 @@ static void load(const Search *s, float *x, Py_ssize_t first, int sign)
             for (Py_ssize_t c = a; c < b; c++)
                 row[c - lo] = src[s->n_chans - 1 - c];
         }
+    }
+}
+
+/* The ops of the level below the top (split_op .. top_op - 1), keeping in bound[0] and bound[1]
+ * the largest value (or 0) of its first and of its second halves: every top cell adds one of
+ * each, so none is above bound[0] + bound[1] (the rounding is monotonic; the zeros its clear
+ * writes, which the top may read, are under the bound too). ``acc``: room for 2 * width. */
+static void run_split(const Search *s, float **buffers, float *acc, float bound[2])
+{
+    Py_ssize_t w = s->width;
+    memset(acc, 0, 2 * w * sizeof(float)); /* (columns of the maxima: the reduction is vectorized) */
+    for (Py_ssize_t k = s->split_op; k < s->top_op; k++) {
+        const int64_t *op = s->ops + 7 * k;
+        if (op[0] == OP_CLEAR) {
+            memset(buffers[op[1]] + op[2], 0, op[6] * sizeof(float));
+            continue;
+        }
+        const float *src = buffers[op[1]];
+        float *out = buffers[op[4]] + op[5];
+        add_rows(src + op[2], src + op[3], out, op[6]);
+        float *columns = acc + (op[5] >= s->split_second ? w : 0);
+        for (Py_ssize_t r = 0; r < op[6]; r += w) max_rows(out + r, columns, op[6] - r < w ? op[6] - r : w);
+    }
+    for (int half = 0; half < 2; half++) {
+        float most = 0;
+        for (Py_ssize_t j = 0; j < w; j++) most = acc[half * w + j] > most ? acc[half * w + j] : most;
+        bound[half] = most;
     }
 }
 
@@ -204,8 +233,9 @@ static int search(const Search *s, const Py_ssize_t sizes[2], Found *found)
     float *best = malloc(s->width * sizeof(float));
     Py_ssize_t *cols = malloc(s->width * sizeof(Py_ssize_t));
     uint8_t *is_peak = malloc(s->width + 16); /* (the columns 0 .. span, and 8 past them) */
+    float *acc = malloc(2 * s->width * sizeof(float));
     int status = 0;
-    if (!buffers[0] || !buffers[1] || !best || !cols || !is_peak) {
+    if (!buffers[0] || !buffers[1] || !best || !cols || !is_peak || !acc) {
         status = -1;
         goto done;
     }
@@ -213,7 +243,14 @@ static int search(const Search *s, const Py_ssize_t sizes[2], Found *found)
         for (Py_ssize_t c0 = 0; c0 < s->n_chans; c0 += s->chunk) {
             Py_ssize_t span = s->n_chans - c0 < s->chunk ? s->n_chans - c0 : s->chunk;
             load(s, buffers[0], c0, sign);
-            run_ops(s, buffers, 0, s->top_op, NULL, span);
+            if (s->split_op < 0) {
+                run_ops(s, buffers, 0, s->top_op, NULL, span);
+            } else { /* a chunk of noise: no top cell can be above the threshold, the top is not made */
+                float bound[2];
+                run_ops(s, buffers, 0, s->split_op, NULL, span);
+                run_split(s, buffers, acc, bound);
+                if (bound[0] + bound[1] <= s->threshold) continue;
+            }
             for (Py_ssize_t j = 0; j < span + 2; j++) best[j] = -INFINITY;
             run_ops(s, buffers, s->top_op, s->n_ops, best, span);
             if (peaks(s, buffers[s->top_buffer], best, cols, is_peak, span, c0, sign, found)) {
@@ -226,6 +263,7 @@ done:
     free(best);
     free(cols);
     free(is_peak);
+    free(acc);
     return status;
 }
 
@@ -246,7 +284,7 @@ static PyObject *as_bytes(const void *data, Py_ssize_t n)
 }
 
 /* peaks(power, n_time, n_chans, n, width, chunk, max_drift, ops, n_ops, size0, size1, top_buffer, steps,
- *       row_of_delta, block_end, reach, threshold, top_op)
+ *       row_of_delta, block_end, reach, threshold, split_op, split_second, top_op)
  * -> (delta int64 bytes, chan int64 bytes, value float32 bytes) */
 static PyObject *py_peaks(PyObject *self, PyObject *args)
 {
@@ -254,12 +292,12 @@ static PyObject *py_peaks(PyObject *self, PyObject *args)
     Py_ssize_t n_time, n_chans, n, width, chunk, max_drift, size0, size1, n_ops;
     int top_buffer;
     float threshold;
-    Py_ssize_t top_op;
-    if (!PyArg_ParseTuple(args, "OnnnnnnOnnniOOOOfn", &power_obj, &n_time, &n_chans, &n, &width, &chunk,
+    Py_ssize_t split_op, split_second, top_op;
+    if (!PyArg_ParseTuple(args, "OnnnnnnOnnniOOOOfnnn", &power_obj, &n_time, &n_chans, &n, &width, &chunk,
                           &max_drift, &ops_obj, &n_ops, &size0, &size1, &top_buffer, &steps_obj, &rows_obj,
-                          &ends_obj, &reach_obj, &threshold, &top_op))
+                          &ends_obj, &reach_obj, &threshold, &split_op, &split_second, &top_op))
         return NULL;
-    if (top_op < 0 || top_op > n_ops) {
+    if (top_op < 0 || top_op > n_ops || split_op < -1 || split_op > top_op) {
         PyErr_SetString(PyExc_ValueError, "the top level's first op is out of the plan");
         return NULL;
     }
@@ -312,7 +350,7 @@ static PyObject *py_peaks(PyObject *self, PyObject *args)
     }
     if (got == 6) {
         Search s = {power.buf, n_time, n_chans, n, width, chunk, max_drift, ops.buf, n_ops, steps.buf,
-                    rows.buf, ends.buf, reach.buf, top_buffer, threshold, top_op};
+                    rows.buf, ends.buf, reach.buf, top_buffer, threshold, split_op, split_second, top_op};
         Py_ssize_t sizes[2] = {size0, size1};
         Found found = {0};
         int status;

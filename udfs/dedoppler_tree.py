@@ -113,12 +113,15 @@ class Plan:
         self.steps = _bit_reversed(n)
         self.ops, self.raw, self._compiled = [], [], None  # raw: the ops as integers (compiled_args)
         self.top_op = 0  # the first op of the top level (raw)
+        self.split_op, self.split_second = -1, -1  # the level below the top: its first op, its second halves
         for lv in range(levels - 1):  # groups of 2m steps from pairs of groups of m
             m, src, dst = 1 << lv, self.buffers[lv % 2], self.buffers[(lv + 1) % 2]
             self._clear(src, size(lv), sizes[lv % 2])
             groups = n >> (lv + 1)  # of the level made
             block = 2 * groups * w  # one displacement of the source
             split = lv + 1 == levels - 1
+            if split:
+                self.split_op, self.split_second = len(self.raw), (reach[lv + 1] + 1) * w
             second = (reach[lv + 1] + 1) * w  # where the made level's second halves start
             for delta in range(reach[lv + 1] + 1):
                 h, s = _half(delta, m)
@@ -171,11 +174,12 @@ class Plan:
         if self._compiled is None:
             block_end = np.zeros(self.max_drift + 1, dtype=np.uint8)
             block_end[self.block_ends] = 1
-            ops, top_op = _interleaved(self.raw, self.top_op, self.width, PIECE_FLOATS)
+            ops, (split_op, top_op) = _interleaved(self.raw, [self.split_op, self.top_op], self.top_op, self.width,
+                                                   PIECE_FLOATS)
             raw = np.array(ops, dtype=np.int64).reshape(-1, 7)
             self._compiled = (raw, len(raw), len(self.buffers[0]), len(self.buffers[1]), self._top_id,
                               self.steps.astype(np.int64), self.row_of_delta.astype(np.int64), block_end,
-                              top_op)
+                              split_op, self.split_second, top_op)
         return self._compiled
 
     def run(self) -> np.ndarray:
@@ -196,16 +200,16 @@ class Plan:
         return self.top
 
 
-def _interleaved(raw: list, top_op: int, width: int, piece: int) -> tuple[list, int]:
+def _interleaved(raw: list, marks: list, top_op: int, width: int, piece: int) -> tuple[list, list]:
     """The same additions in another order: each run of adds of a level that read the same
     first source (the displacements whose halves share a path) goes piece by piece, all of the
     run's pieces at one place before the next, so that their shared sources are read from the
     core's L1 cache rather than L2 (the top level's pieces are whole rows, for their maxima).
-    Each add still writes what it wrote; the levels stay in order. Returns (ops, top_op)."""
-    ops, new_top, i = [], None, 0
+    Each add still writes what it wrote; the levels stay in order. Returns (ops, where the ops
+    ``marks`` (each the first of a level, or -1) now are)."""
+    ops, moved, i = [], {}, 0
     while i < len(raw):
-        if i == top_op:
-            new_top = len(ops)
+        moved[i] = len(ops)
         kind, src, a = raw[i][:3]
         j = i + 1
         if kind == 0:
@@ -220,7 +224,8 @@ def _interleaved(raw: list, top_op: int, width: int, piece: int) -> tuple[list, 
             ops += [(0, op[1], op[2] + p0, op[3] + p0, op[4], op[5] + p0, min(step, op[6] - p0))
                     for op in raw[i:j] if p0 < op[6]]
         i = j
-    return ops, len(ops) if new_top is None else new_top
+    moved[len(raw)] = len(ops)
+    return ops, [moved[m] if m >= 0 else -1 for m in marks]
 
 
 _local = threading.local()
@@ -316,10 +321,10 @@ def drift_sums_above(power: np.ndarray, max_drift: int, threshold: float, compil
     threshold = np.float32(threshold)
     if compiled:
         plan = compiled_plan(n, max_drift, chunk + max_drift + 3)
-        *ops, top_op = plan.compiled_args()
+        *ops, split_op, split_second, top_op = plan.compiled_args()
         delta, chan, value = _dedoppler_tree_c.peaks(
             np.ascontiguousarray(power, dtype=np.float32), n_time, n_chans, n, plan.width, chunk, max_drift,
-            *ops, reach.astype(np.int64), float(threshold), top_op)
+            *ops, reach.astype(np.int64), float(threshold), split_op, split_second, top_op)
         return (np.frombuffer(delta, np.int64).copy(), np.frombuffer(chan, np.int64).copy(),
                 np.frombuffer(value, np.float32).copy())
     plan = plan_for(n, max_drift, chunk + max_drift + 3)

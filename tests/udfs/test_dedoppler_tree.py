@@ -134,17 +134,41 @@ def test_the_compiled_kernel_finds_the_numpy_paths_cells(n_time, n_chans, max_dr
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("offset, sigmas", [(0.0, 10.0), (0.0, 6.0), (-3e5, 10.0), (-3e5, -40.0)])
+def test_chunks_of_noise_give_the_same_cells(offset, sigmas, monkeypatch):
+    """Where no cell of a chunk can be above the threshold (the largest half-sums of the level
+    below the top add up to no more), the compiled kernel does not make the chunk's top: the
+    cells are still the numpy path's, with two tones among chunks of noise, with power below
+    zero, and with a threshold below zero (no chunk skipped)."""
+    monkeypatch.setattr(dedoppler_tree, "CHUNK_CHANNELS", 512)  # (the order of the cells is by chunk)
+    monkeypatch.setattr(dedoppler_tree, "COMPILED_CHUNK_CHANNELS", 512)
+    rng = np.random.default_rng(int(sigmas) + 100)
+    n_time, n_chans, max_drift = 32, 12000, 127
+    power = rng.chisquare(2, (n_time, n_chans)).astype(np.float32) * 1e5 + np.float32(offset)
+    paths = path_offsets(32, max_drift)
+    for c, delta in ((600, 40), (9000, -90)):
+        power[np.arange(n_time), c + paths[max_drift + delta]] += 3e6
+    spectrum = power.sum(axis=0)
+    threshold = float(np.median(spectrum) + sigmas * spectrum.std())
+    expected = drift_sums_above(power, max_drift, threshold, compiled=False)
+    assert len(expected[0]) > 0
+    for a, b in zip(drift_sums_above(power, max_drift, threshold), expected):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_the_compiled_kernel_refuses_a_plan_out_of_its_buffers():
     """A plan the kernel would read or write past its buffers with is a ValueError, not a crash."""
     from udfs import _dedoppler_tree_c
 
     plan = dedoppler_tree.compiled_plan(32, 127, 512 + 130)
-    raw, n_ops, size0, size1, top_buffer, steps, rows, ends, top_op = plan.compiled_args()
+    raw, n_ops, size0, size1, top_buffer, steps, rows, ends, split_op, split_second, top_op = plan.compiled_args()
     power = np.zeros((32, 512), dtype=np.float32)
     reach = path_offsets(32, 127)[127:].max(axis=1).astype(np.int64)
     args = [power, 32, 512, 32, plan.width, 512, 127, raw, n_ops, size0, size1, top_buffer, steps, rows, ends,
-            reach, 1.0, top_op]
+            reach, 1.0, split_op, split_second, top_op]
     assert _dedoppler_tree_c.peaks(*args)[0] == b""
+    with pytest.raises(ValueError, match="first op is out of the plan"):  # the level below after the top
+        _dedoppler_tree_c.peaks(*args[:-3], top_op + 1, split_second, top_op)
     bad = raw.copy()
     bad[-1, 6] = size1 * 2  # an add longer than its buffer
     with pytest.raises(ValueError, match="out of its buffers"):
