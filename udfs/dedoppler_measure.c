@@ -10,13 +10,13 @@
  * noise floor). Only fine_line's two matrix products (BLAS in numpy) are summed here step by
  * step in order.
  *
- * Pure C11, no globals; the scratch arrays are allocated once per call. */
+ * Pure C11, no globals; a few scratch arrays per call (track_widths' SNRs grow with its reach),
+ * none per step. */
 
 #include "dedoppler_hits.h"
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define RISE 6.0          /* dedoppler_tracks.RISE */
 #define FIRST_REACH 16    /* track_widths' reach */
@@ -117,26 +117,52 @@ static void track_snrs(const Spectrum *s, const int64_t *track, int64_t reach, d
     for (int64_t t = 0; t < nt; t++) {
         lo = min64(lo, track[t]);
         hi = max64(hi, track[t]);
-        off[t] = t * nc + track[t];
     }
     int64_t k0 = max64(-reach, -lo), k1 = min64(reach, nc - 1 - hi);  /* inside: k0 .. k1 */
     for (int64_t k = -reach; k <= reach; k++)
         snr[k + reach] = -INFINITY;
     if (k0 > k1)
         return;
-    sum_columns_f(s->power + k0, off, nt, k1 - k0 + 1, snr + k0 + reach);
+    for (int64_t t = 0; t < nt; t++)
+        off[t] = t * nc + track[t] + k0;
+    sum_columns_f(s->power, off, nt, k1 - k0 + 1, snr + k0 + reach);
     for (int64_t k = k0; k <= k1; k++)
         snr[k + reach] = (snr[k + reach] - s->median) / s->std;
 }
 
+/* The SNRs of track_widths: 2 * FIRST_REACH + 1 values of the caller's, and a larger array of
+ * its own once the reach grows (kept for the call's second track_widths, freed at its end). */
+typedef struct {
+    double first[2 * FIRST_REACH + 1];
+    double *more;
+    int64_t n_more;
+} Snrs;
+
+static double *snrs_for(Snrs *b, int64_t reach)
+{
+    if (reach == FIRST_REACH)
+        return b->first;
+    if (b->n_more < 2 * reach + 1) {
+        free(b->more);
+        b->n_more = 2 * reach + 1;
+        b->more = malloc((size_t)b->n_more * sizeof(double));
+        if (!b->more)
+            b->n_more = 0;
+    }
+    return b->more;
+}
+
 /* track_widths of one track: (lo, hi, lo_half, hi_half) into w, offsets relative to the track;
  * the hill climb and the runs of _run_end walked directly, the reach grown 4-fold (the
- * recursion) while the walk meets the edge of the shifted tracks, up to MAX_WIDTH. ``snr`` holds
- * 2 * MAX_WIDTH + 1 values, ``off`` n_time. */
-static void track_widths(const Spectrum *s, const int64_t *track, int64_t w[4], double *snr, int64_t *off)
+ * recursion) while the walk meets the edge of the shifted tracks, up to MAX_WIDTH. ``off``
+ * holds n_time. 0, or -1 when out of memory. */
+static int track_widths(const Spectrum *s, const int64_t *track, int64_t w[4], Snrs *snrs, int64_t *off)
 {
     for (int64_t reach = FIRST_REACH;; reach *= 4) {
         int64_t last = 2 * reach;
+        double *snr = snrs_for(snrs, reach);
+        if (!snr)
+            return -1;
         track_snrs(s, track, reach, snr, off);
         /* hill climb: up (the run of rising values past reach), down (the same to the left) */
         int64_t up = reach, down = reach, top = reach;
@@ -145,7 +171,7 @@ static void track_widths(const Spectrum *s, const int64_t *track, int64_t w[4], 
         while (down - 1 >= 0 && snr[down - 1] > snr[down])
             down--;
         double left = snr[reach - 1], mid = snr[reach], right = snr[reach + 1];
-        if (fmax(left, right) > mid)  /* (no NaN: fmax is np.maximum) */
+        if ((left > right ? left : right) > mid)  /* np.maximum (no NaN here) */
             top = right > left ? up : down;
         double half = 0.5 * snr[top];
         /* outwards to lower offsets (numpy's reversed values): the falling run ends at jend,
@@ -166,7 +192,7 @@ static void track_widths(const Spectrum *s, const int64_t *track, int64_t w[4], 
             w[1] = max64(end1 - reach, 0);
             w[2] = h0 - reach;              /* reach - halves[0] */
             w[3] = h1 - reach;
-            return;
+            return 0;
         }
     }
 }
@@ -181,14 +207,29 @@ typedef struct {
 static void window_fill(const Spectrum *s, Window *w)
 {
     int64_t nt = s->n_time, nc = s->n_chans, row = w->size + 1;
-    for (int64_t t = 0; t < nt; t++) {
-        const float *p = s->power + t * nc + w->a0;
-        double *c = w->cum + t * row, acc = 0.0;
-        c[0] = 0.0;
+    const float *p = s->power + w->a0;
+    double *c = w->cum;
+    int64_t t = 0;
+    /* four steps at a time, channel by channel: each step's sum in its own order, the four
+     * chains of additions overlapping */
+    for (; t + 4 <= nt; t += 4) {
+        const float *p0 = p + t * nc, *p1 = p0 + nc, *p2 = p1 + nc, *p3 = p2 + nc;
+        double *c0 = c + t * row, *c1 = c0 + row, *c2 = c1 + row, *c3 = c2 + row;
+        double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+        c0[0] = c1[0] = c2[0] = c3[0] = 0.0;
         for (int64_t j = 0; j < w->size; j++) {
-            acc += (double)p[j];
-            c[j + 1] = acc;
+            c0[j + 1] = a0 += (double)p0[j];
+            c1[j + 1] = a1 += (double)p1[j];
+            c2[j + 1] = a2 += (double)p2[j];
+            c3[j + 1] = a3 += (double)p3[j];
         }
+    }
+    for (; t < nt; t++) {
+        const float *p0 = p + t * nc;
+        double *c0 = c + t * row, a0 = 0.0;
+        c0[0] = 0.0;
+        for (int64_t j = 0; j < w->size; j++)
+            c0[j + 1] = a0 += (double)p0[j];
     }
 }
 
@@ -230,13 +271,14 @@ static void refine(const Spectrum *s, const Window *win, int64_t *start, int64_t
         for (int64_t t = 0; t < nt; t++) {
             pmin = min64(pmin, path[t]);
             pmax = max64(pmax, path[t]);
-            off[t] = t * n_j + path[t];
         }
         /* ok: low = pmin + st >= 0, high = pmax + st + width <= size */
         int64_t s0 = max64(-reach, -pmin - base), s1 = min64(reach, win->size - width - pmax - base);
         if (s0 > s1)
             continue;
-        sum_columns_d(sums + base + s0, off, nt, s1 - s0 + 1, line);
+        for (int64_t t = 0; t < nt; t++)
+            off[t] = t * n_j + path[t] + base + s0;
+        sum_columns_d(sums, off, nt, s1 - s0 + 1, line);
         for (int64_t bs = s0; bs <= s1; bs++)
             if (line[bs - s0] > best) {
                 best = line[bs - s0], best_t = bt, best_s = bs, found = 1;
@@ -251,58 +293,76 @@ static void refine(const Spectrum *s, const Window *win, int64_t *start, int64_t
 /* fine_line for one hit: the line (centre at the first step in window coordinates, channels moved
  * over the n - 1 steps) on the grid of quarter channels of centre and drift around (centre,
  * total) whose window of +-span / 2 channels holds the most power; numpy's table of quarter
- * channels per step and its runs, the matrix products summed over the steps in order. */
+ * channels per step and its runs, the matrix products summed over the steps in order.
+ * ``scratch`` holds n_time * (N_Q + 2 * N_D). */
 static void fine_line(const Spectrum *s, const Window *win, double centre, int64_t total, int64_t lo, int64_t hi,
-                      double *out_centre, double *out_drift)
+                      double *scratch, double *out_centre, double *out_drift)
 {
     int64_t nt = s->n_time, span = hi - lo + 1;
-    double low[N_D][N_C + 1], high[N_D][N_C + 1], drifts[N_D];
-    double half_span = (double)span / 2.0;
+    double drifts[N_D], half_span = (double)span / 2.0;
     double a = ((centre + (-6 * 0.25)) + 0.5) - half_span;  /* lower edge of the first centre's window */
-    memset(low, 0, sizeof low);
-    memset(high, 0, sizeof high);
+    double *table = scratch, *frac = table + nt * N_Q;       /* [t, q], [t, d] */
+    int64_t *first = (int64_t *)(frac + nt * N_D);            /* [t, d] */
     for (int d = 0; d < N_D; d++)
         drifts[d] = (double)total + (d - 8) * 0.25;
-    for (int64_t t = 0; t < nt; t++) {
+    for (int64_t t = 0; t < nt; t++) {  /* each step's table and each drift's run of it */
         double slope = (double)t / (double)(s->n - 1), edge[N_D], lowest = INFINITY;
         for (int d = 0; d < N_D; d++) {
             edge[d] = a + slope * drifts[d];
-            lowest = fmin(lowest, edge[d]);
+            lowest = edge[d] < lowest ? edge[d] : lowest;
         }
         int64_t origin = (int64_t)floor(lowest);
-        double power[FINE_SPAN + 1], table[N_Q];
+        double power[FINE_SPAN + 1], *tab = table + t * N_Q;
         for (int j = 0; j <= FINE_SPAN; j++)
             power[j] = window_cum(win, t, origin + j + span) - window_cum(win, t, origin + j);
         for (int q = 0; q < N_Q; q++)
-            table[q] = power[q / 4] + ((double)(q % 4) / 4.0) * (power[q / 4 + 1] - power[q / 4]);
+            tab[q] = power[q / 4] + ((double)(q % 4) / 4.0) * (power[q / 4 + 1] - power[q / 4]);
         for (int d = 0; d < N_D; d++) {
             double quarter = 4.0 * (edge[d] - (double)origin);
-            int64_t first = min64((int64_t)quarter, FIRST_MAX);
-            double frac = quarter - (double)first, rest = 1.0 - frac;
-            const double *row = table + first;
-            for (int c = 0; c <= N_C; c++) {
-                low[d][c] += rest * row[c];
-                high[d][c] += frac * row[c];
-            }
+            first[t * N_D + d] = min64((int64_t)quarter, FIRST_MAX);
+            frac[t * N_D + d] = quarter - (double)first[t * N_D + d];
         }
     }
     double last_slope = (double)(nt - 1) / (double)(s->n - 1);
-    double best = -INFINITY;
-    int best_c = 0, best_d = 0, found = 0;
-    for (int c = 0; c < N_C; c++) {  /* argmax over [c, d], d fastest */
-        double centre_c = centre + (c - 6) * 0.25;
-        for (int d = 0; d < N_D; d++) {
-            double move = drifts[d] * last_slope;
-            double lower = (centre_c + (0.5 - half_span)) + fmin(0.0, move);
-            double upper = (centre_c + (0.5 + half_span)) + fmax(0.0, move);
-            if (!(lower >= 0 && upper <= (double)win->size && fabs(drifts[d]) <= (double)s->max_drift + 0.5))
-                continue;
-            double v = low[d][c] + high[d][c + 1];
-            if (v > best) {
-                best = v, best_c = c, best_d = d, found = 1;
-            }
+    double best = -INFINITY, sums[N_C][N_D];
+    int inside[N_C][N_D];
+    for (int d = 0; d < N_D; d++) {
+        double move = drifts[d] * last_slope;
+        int any = 0;
+        for (int c = 0; c < N_C; c++) {  /* the line's window inside the hit's at the first and last steps */
+            double centre_c = centre + (c - 6) * 0.25;
+            double lower = (centre_c + (0.5 - half_span)) + (move < 0.0 ? move : 0.0);
+            double upper = (centre_c + (0.5 + half_span)) + (move > 0.0 ? move : 0.0);
+            inside[c][d] = lower >= 0 && upper <= (double)win->size && fabs(drifts[d]) <= (double)s->max_drift + 0.5;
+            any |= inside[c][d];
         }
+        if (!any)
+            continue;
+        /* low = (1 - w) @ rows (columns 0 .. N_C - 1 used), high = w @ rows (columns 1 .. N_C):
+         * over the steps, this drift's accumulators (one product at a time: few enough to stay
+         * in registers) */
+        double low[N_C] = {0}, high[N_C] = {0};
+        for (int64_t t = 0; t < nt; t++) {
+            const double *row = table + t * N_Q + first[t * N_D + d];
+            double rest = 1.0 - frac[t * N_D + d];
+            for (int c = 0; c < N_C; c++)
+                low[c] += rest * row[c];
+        }
+        for (int64_t t = 0; t < nt; t++) {
+            const double *row = table + t * N_Q + first[t * N_D + d] + 1;
+            double f = frac[t * N_D + d];
+            for (int c = 0; c < N_C; c++)
+                high[c] += f * row[c];
+        }
+        for (int c = 0; c < N_C; c++)
+            sums[c][d] = low[c] + high[c];
     }
+    int best_c = 0, best_d = 0, found = 0;
+    for (int c = 0; c < N_C; c++)  /* argmax over [c, d], d fastest */
+        for (int d = 0; d < N_D; d++)
+            if (inside[c][d] && sums[c][d] > best) {
+                best = sums[c][d], best_c = c, best_d = d, found = 1;
+            }
     if (found && isfinite(best)) {
         *out_centre = centre + (best_c - 6) * 0.25;
         *out_drift = drifts[best_d];
@@ -370,12 +430,13 @@ static void centroid_line(const Spectrum *s, const Window *win, double *centre, 
 int measure_hit(const Spectrum *s, int64_t delta, int64_t chan, Measured *m)
 {
     int64_t nt = s->n_time, D = s->max_drift, w[4];
-    /* track_widths' SNRs, the steps' offsets into a row of values */
-    double *scratch = malloc((size_t)(2 * MAX_WIDTH + 1 + nt) * sizeof(double));
-    if (!scratch)
-        return -1;
-    double *snr = scratch;
-    int64_t *off = (int64_t *)(scratch + 2 * MAX_WIDTH + 1);
+    /* the steps' offsets into a row of values, track_widths' SNRs */
+    int64_t *off = malloc((size_t)nt * sizeof(int64_t));
+    Snrs snrs = {.more = NULL, .n_more = 0};
+    double *cum = NULL, *line = NULL;
+    int status = -1;
+    if (!off)
+        goto done;
     const int64_t *path = s->offsets + (delta + D) * nt;
     int64_t pmin = chan + path[0], pmax = chan + path[0];
     for (int64_t t = 0; t < nt; t++) {
@@ -383,7 +444,8 @@ int measure_hit(const Spectrum *s, int64_t delta, int64_t chan, Measured *m)
         pmin = min64(pmin, m->peak_track[t]);
         pmax = max64(pmax, m->peak_track[t]);
     }
-    track_widths(s, m->peak_track, w, snr, off);
+    if (track_widths(s, m->peak_track, w, &snrs, off))
+        goto done;
     int64_t start = chan, total = delta;
     /* _measure_group's window: the refinements look only near the track */
     int64_t margin = 2 * max64(2, w[3] - w[2] + 1) + 8;
@@ -392,11 +454,9 @@ int measure_hit(const Spectrum *s, int64_t delta, int64_t chan, Measured *m)
     win.size = max64(0, min64(s->n_chans, pmax + w[3] + margin + 1) - win.a0);
     /* the window's cumulative power, refine's window sums and its line of sums */
     int64_t n_line = 2 * max64(2, w[3] - w[2] + 1) + 1;
-    double *cum = malloc((size_t)(2 * nt * (win.size + 1) + n_line) * sizeof(double));
-    if (!cum) {
-        free(scratch);
-        return -1;
-    }
+    cum = malloc((size_t)(2 * nt * (win.size + 1) + n_line) * sizeof(double));
+    if (!cum)
+        goto done;
     win.cum = cum;
     window_fill(s, &win);
     if (w[3] - w[2] >= 2) {  /* follow a wide signal's centre line */
@@ -404,18 +464,16 @@ int measure_hit(const Spectrum *s, int64_t delta, int64_t chan, Measured *m)
         path = s->offsets + (total + D) * nt;
         for (int64_t t = 0; t < nt; t++)
             m->track[t] = start + path[t];
-        track_widths(s, m->track, w, snr, off);
+        if (track_widths(s, m->track, w, &snrs, off))
+            goto done;
     }
-    double centre, drift;
-    fine_line(s, &win, (double)(start - win.a0) + (double)(w[2] + w[3]) / 2.0, total, w[2], w[3], &centre, &drift);
-    double half_width = (double)(w[3] - w[2] + 1) / 2.0;
-    int64_t n_o = 2 * (int64_t)ceil(half_width) + 1;
-    double *line = malloc((size_t)(2 * n_o + 5 * nt) * sizeof(double));
-    if (!line) {
-        free(cum);
-        free(scratch);
-        return -1;
-    }
+    double centre, drift, half_width = (double)(w[3] - w[2] + 1) / 2.0;
+    int64_t n_o = 2 * (int64_t)ceil(half_width) + 1;  /* fine_line's scratch, then centroid_line's */
+    line = malloc((size_t)max64(nt * (N_Q + 2 * N_D), 2 * n_o + 5 * nt) * sizeof(double));
+    if (!line)
+        goto done;
+    fine_line(s, &win, (double)(start - win.a0) + (double)(w[2] + w[3]) / 2.0, total, w[2], w[3], line, &centre,
+              &drift);
     centroid_line(s, &win, &centre, &drift, half_width, line);
     m->start = start;
     m->total = total;
@@ -425,8 +483,11 @@ int measure_hit(const Spectrum *s, int64_t delta, int64_t chan, Measured *m)
     m->hi_half = w[3];
     m->centre = centre + (double)win.a0;
     m->drift = drift;
+    status = 0;
+done:
     free(line);
     free(cum);
-    free(scratch);
-    return 0;
+    free(snrs.more);
+    free(off);
+    return status;
 }
