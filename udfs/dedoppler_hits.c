@@ -6,6 +6,7 @@
  *     -> rows: the hits among the candidates (in any order), strongest first, as udfs.dedoppler.find_hits
  *   strongest_first(value, n) -> the order of float32 values from the largest (int64)
  *   order_statistics(values, n, ranks, m) -> the float32 values of those ranks, as sorted
+ *   trimmed_std(values, n, low, high) -> (count, std) of the float32 values in low .. high
  *
  * rows are HitRow structs (9 int64 and 2 float64 each), tracks int64 [hit, n_time]. Every input
  * is checked here: the kernels read only inside the spectrogram. The GIL is released. */
@@ -15,6 +16,7 @@
 
 #include "dedoppler_hits.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,7 +312,39 @@ static PyObject *py_order_statistics(PyObject *self, PyObject *args)
     return result;
 }
 
+/* trimmed_std(values, n, low, high) -> (count, std): the standard deviation (float64, two passes:
+ * the mean, then the squares about it) of the float32 values in low .. high. */
+static PyObject *py_trimmed_std(PyObject *self, PyObject *args)
+{
+    PyObject *values_obj;
+    Py_ssize_t n;
+    double low, high;
+    if (!PyArg_ParseTuple(args, "Ondd", &values_obj, &n, &low, &high)) return NULL;
+    Py_buffer values;
+    if (n < 0 || get_buffer(values_obj, &values, 4, n, "values")) {
+        if (n < 0) PyErr_SetString(PyExc_ValueError, "a negative count");
+        return NULL;
+    }
+    const float *v = values.buf;
+    double sum = 0, squares = 0;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (v[i] >= low && v[i] <= high) {
+            sum += v[i];
+            count++;
+        }
+    double mean = count ? sum / (double)count : 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (v[i] >= low && v[i] <= high) squares += ((double)v[i] - mean) * ((double)v[i] - mean);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&values);
+    return Py_BuildValue("nd", count, count ? sqrt(squares / (double)count) : NAN);
+}
+
 static PyMethodDef methods[] = {
+    {"trimmed_std", py_trimmed_std, METH_VARARGS,
+     "trimmed_std(values, n, low, high) -> (count, std) of the float32 values in low .. high, in float64."},
     {"order_statistics", py_order_statistics, METH_VARARGS,
      "order_statistics(values, n, ranks, m): the float32 values of those ranks (0: the smallest)."},
     {"strongest_first", py_strongest_first, METH_VARARGS,

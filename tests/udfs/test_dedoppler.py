@@ -98,6 +98,13 @@ def test_comp_stats_is_turboseti_median_and_trimmed_std():
     median, std = comp_stats(values)
     low, high = np.percentile(values, [5, 95])
     assert median == 499.5 and std == pytest.approx(values[(values >= low) & (values <= high)].std())
+    # float32 spectra (the search's) take the std in C, in float64: numpy's, to rounding
+    rng = np.random.default_rng(2)
+    for spectrum in (rng.chisquare(64, 131072).astype(np.float32) * 1e5, (values - 300).astype(np.float32)):
+        median, std = comp_stats(spectrum)
+        low, want_median, high = np.percentile(spectrum, [5, 50, 95])
+        kept = spectrum[(spectrum >= low) & (spectrum <= high)].astype(np.float64)
+        assert median == want_median and std == pytest.approx(kept.std(), rel=1e-12)
 
 
 # ---- recall on setigen truth ---------------------------------------------------------------------
