@@ -211,68 +211,55 @@ static float key_value(uint32_t key)
     return value;
 }
 
+enum { BINS = 4096 };
+
 /* out[i] = the value of rank ks[i] (0: the smallest) among n finite float32 values, as a sort
- * would place it: a histogram of the values' top 16 bits finds each rank's bin, and only the
- * values of those bins are sorted. */
+ * would place it: a histogram of BINS bins over the range of the values' order-preserving keys
+ * finds each rank's bin, and only the values of those bins are sorted. */
 static int order_statistics(const float *value, int64_t n, const int64_t *ks, int64_t m, float *out)
 {
-    int64_t *start = calloc(65537, sizeof(int64_t));
-    uint8_t *wanted = calloc(65536, 1);
-    uint32_t *picked = NULL;
-    int status = -1;
-    if (!start || !wanted) goto done;
-    for (int64_t i = 0; i < n; i++) start[(ascending_key(value[i]) >> 16) + 1]++;
-    for (int b = 0; b < 65536; b++) start[b + 1] += start[b];
+    uint32_t low = UINT32_MAX, high = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t key = ascending_key(value[i]);
+        low = key < low ? key : low;
+        high = key > high ? key : high;
+    }
+    int shift = 0;
+    while (((high - low) >> shift) >= BINS) shift++;
+    int64_t start[BINS + 1] = {0}, fill[BINS], first[BINS], bin_of[64];
+    uint8_t wanted[BINS] = {0};
+    if (m > 64) return -1;
+    for (int64_t i = 0; i < n; i++) start[((ascending_key(value[i]) - low) >> shift) + 1]++;
+    for (int b = 0; b < BINS; b++) start[b + 1] += start[b];
     int64_t total = 0;
     for (int64_t i = 0; i < m; i++) {
-        int64_t lo = 0, hi = 65536; /* the bin b with start[b] <= k < start[b + 1] */
+        int64_t lo = 0, hi = BINS; /* the bin b with start[b] <= k < start[b + 1] */
         while (hi - lo > 1) {
             int64_t mid = (lo + hi) / 2;
             if (start[mid] <= ks[i]) lo = mid;
             else hi = mid;
         }
+        bin_of[i] = lo;
         if (!wanted[lo]) total += start[lo + 1] - start[lo];
         wanted[lo] = 1;
     }
-    picked = malloc((total ? total : 1) * sizeof(uint32_t));
-    if (!picked) goto done;
-    int64_t *fill = calloc(65536, sizeof(int64_t)); /* where each wanted bin's values go in picked */
-    if (!fill) goto done;
+    uint32_t *picked = malloc((total ? total : 1) * sizeof(uint32_t));
+    if (!picked) return -1;
     int64_t at = 0;
-    for (int b = 0; b < 65536; b++)
+    for (int b = 0; b < BINS; b++)
         if (wanted[b]) {
-            fill[b] = at;
+            first[b] = fill[b] = at;
             at += start[b + 1] - start[b];
         }
-    int64_t *first = malloc(65536 * sizeof(int64_t));
-    if (!first) {
-        free(fill);
-        goto done;
-    }
-    memcpy(first, fill, 65536 * sizeof(int64_t));
     for (int64_t i = 0; i < n; i++) {
-        uint32_t key = ascending_key(value[i]);
-        if (wanted[key >> 16]) picked[fill[key >> 16]++] = key;
+        uint32_t key = ascending_key(value[i]), b = (key - low) >> shift;
+        if (wanted[b]) picked[fill[b]++] = key;
     }
-    for (int b = 0; b < 65536; b++)
+    for (int b = 0; b < BINS; b++)
         if (wanted[b]) qsort(picked + first[b], start[b + 1] - start[b], sizeof(uint32_t), compare_keys);
-    for (int64_t i = 0; i < m; i++) {
-        int64_t lo = 0, hi = 65536;
-        while (hi - lo > 1) {
-            int64_t mid = (lo + hi) / 2;
-            if (start[mid] <= ks[i]) lo = mid;
-            else hi = mid;
-        }
-        out[i] = key_value(picked[first[lo] + (ks[i] - start[lo])]);
-    }
-    free(fill);
-    free(first);
-    status = 0;
-done:
-    free(start);
-    free(wanted);
+    for (int64_t i = 0; i < m; i++) out[i] = key_value(picked[first[bin_of[i]] + (ks[i] - start[bin_of[i]])]);
     free(picked);
-    return status;
+    return 0;
 }
 
 static PyObject *py_order_statistics(PyObject *self, PyObject *args)
@@ -280,8 +267,8 @@ static PyObject *py_order_statistics(PyObject *self, PyObject *args)
     PyObject *values_obj, *ks_obj;
     Py_ssize_t n, m;
     if (!PyArg_ParseTuple(args, "OnOn", &values_obj, &n, &ks_obj, &m)) return NULL;
-    if (n < 1 || m < 0) {
-        PyErr_SetString(PyExc_ValueError, "order statistics need values");
+    if (n < 1 || m < 0 || m > 64) {
+        PyErr_SetString(PyExc_ValueError, "order statistics need values, and at most 64 ranks");
         return NULL;
     }
     Py_buffer values, ks;
