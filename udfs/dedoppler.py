@@ -40,8 +40,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from udfs.dedoppler_echoes import Echoes
 from udfs import _dedoppler_hits_c
+from udfs.dedoppler_echoes import Echoes
 from udfs.dedoppler_tracks import HIT_ROW, measure, track_widths
 from udfs.dedoppler_tree import drift_sums_above, path_offsets, taylor_sums, tree_offsets  # noqa: F401
 from udfs.registry import Arg, UdfSpec, register
@@ -58,8 +58,6 @@ HITS_TYPE = pa.list_(HIT_TYPE)
 
 MAX_CANDIDATES = 1_000_000  # tree cells above the threshold kept before the merge (the strongest)
 BATCH = 32, 128  # candidates taken at once, at least and at most
-
-
 PERCENTILE_DIRECT = 4096  # values from which comp_stats picks its percentiles' order statistics in C
 
 

@@ -15,21 +15,11 @@
 #include <Python.h>
 
 #include "dedoppler_hits.h"
+#include "python_buffers.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t item, Py_ssize_t count, const char *what)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) return -1;
-    if (view->len != item * count) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected %zd", what, view->len, item * count);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
 
 typedef struct {
     Py_buffer power, offsets, delta, chan, value;
@@ -109,11 +99,6 @@ static int parse(PyObject *args, Args *a, int with_value)
 fail:
     release(a);
     return -1;
-}
-
-static PyObject *as_bytes(const void *data, Py_ssize_t n)
-{
-    return PyBytes_FromStringAndSize(n ? (const char *)data : "", n);
 }
 
 static PyObject *py_measure(PyObject *self, PyObject *args)

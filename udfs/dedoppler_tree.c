@@ -14,6 +14,8 @@
 #include <string.h>
 #include <math.h> /* INFINITY */
 
+#include "python_buffers.h"
+
 enum { OP_ADD = 0, OP_CLEAR = 1 };
 
 /* out[i] = a[i] + b[i]: the only arithmetic of the tree. Built for AVX2 and for the baseline, the
@@ -100,37 +102,12 @@ static void load(const Search *s, float *x, Py_ssize_t first, int sign)
     }
 }
 
-/* The ops of the level below the top (split_op .. top_op - 1), keeping in bound[0] and bound[1]
- * the largest value (or 0) of its first and of its second halves: every top cell adds one of
- * each, so none is above bound[0] + bound[1] (the rounding is monotonic; the zeros its clear
- * writes, which the top may read, are under the bound too). ``acc``: room for 2 * width. */
-static void run_split(const Search *s, float **buffers, float *acc, float bound[2])
-{
-    Py_ssize_t w = s->width;
-    memset(acc, 0, 2 * w * sizeof(float)); /* (columns of the maxima: the reduction is vectorized) */
-    for (Py_ssize_t k = s->split_op; k < s->top_op; k++) {
-        const int64_t *op = s->ops + 7 * k;
-        if (op[0] == OP_CLEAR) {
-            memset(buffers[op[1]] + op[2], 0, op[6] * sizeof(float));
-            continue;
-        }
-        const float *src = buffers[op[1]];
-        float *out = buffers[op[4]] + op[5];
-        add_rows(src + op[2], src + op[3], out, op[6]);
-        float *columns = acc + (op[5] >= s->split_second ? w : 0);
-        for (Py_ssize_t r = 0; r < op[6]; r += w) max_rows(out + r, columns, op[6] - r < w ? op[6] - r : w);
-    }
-    for (int half = 0; half < 2; half++) {
-        float most = 0;
-        for (Py_ssize_t j = 0; j < w; j++) most = acc[half * w + j] > most ? acc[half * w + j] : most;
-        bound[half] = most;
-    }
-}
-
-/* The ops first .. last - 1; with ``best``, each add is of whole rows of the top level and best
- * (columns 0 .. span + 1 of a row) keeps their maximum, while the rows are in the cache. */
+/* The ops first .. last - 1. With ``best``, each add is of whole rows of the top level (or
+ * their first columns) and best (columns 0 .. span + 1 of a row) keeps their maximum, while the
+ * rows are in the cache. With ``halves`` (2 * width columns), the ops are the level below the
+ * top, and halves keeps the column maxima (from 0) of its first and of its second halves. */
 static void run_ops(const Search *s, float **buffers, Py_ssize_t first, Py_ssize_t last, float *best,
-                    Py_ssize_t span)
+                    Py_ssize_t span, float *halves)
 {
     Py_ssize_t w = s->width;
     for (Py_ssize_t k = first; k < last; k++) {
@@ -144,7 +121,22 @@ static void run_ops(const Search *s, float **buffers, Py_ssize_t first, Py_ssize
         add_rows(src + op[2], src + op[3], out, op[6]);
         if (best)
             for (Py_ssize_t r = 0; r + w <= op[6]; r += w) max_rows(out + r, best, span + 2);
+        if (halves) {
+            float *columns = halves + (op[5] >= s->split_second ? w : 0);
+            for (Py_ssize_t r = 0; r < op[6]; r += w) max_rows(out + r, columns, op[6] - r < w ? op[6] - r : w);
+        }
     }
+}
+
+/* No top cell is above the bound: every one adds a first and a second half of the level below
+ * (``halves``: their column maxima, from 0), and the rounding is monotonic; the zeros of that
+ * level's clear, which the top may read, are under it too. */
+static float top_bound(const float *halves, Py_ssize_t w)
+{
+    float most[2] = {0, 0};
+    for (int half = 0; half < 2; half++)
+        for (Py_ssize_t j = 0; j < w; j++) most[half] = halves[half * w + j] > most[half] ? halves[half * w + j] : most[half];
+    return most[0] + most[1];
 }
 
 /* is_peak[j] for the columns 1 .. span of a row: above the threshold and not below the columns
@@ -244,15 +236,15 @@ static int search(const Search *s, const Py_ssize_t sizes[2], Found *found)
             Py_ssize_t span = s->n_chans - c0 < s->chunk ? s->n_chans - c0 : s->chunk;
             load(s, buffers[0], c0, sign);
             if (s->split_op < 0) {
-                run_ops(s, buffers, 0, s->top_op, NULL, span);
+                run_ops(s, buffers, 0, s->top_op, NULL, span, NULL);
             } else { /* a chunk of noise: no top cell can be above the threshold, the top is not made */
-                float bound[2];
-                run_ops(s, buffers, 0, s->split_op, NULL, span);
-                run_split(s, buffers, acc, bound);
-                if (bound[0] + bound[1] <= s->threshold) continue;
+                run_ops(s, buffers, 0, s->split_op, NULL, span, NULL);
+                memset(acc, 0, 2 * s->width * sizeof(float));
+                run_ops(s, buffers, s->split_op, s->top_op, NULL, span, acc);
+                if (top_bound(acc, s->width) <= s->threshold) continue;
             }
             for (Py_ssize_t j = 0; j < span + 2; j++) best[j] = -INFINITY;
-            run_ops(s, buffers, s->top_op, s->n_ops, best, span);
+            run_ops(s, buffers, s->top_op, s->n_ops, best, span, NULL);
             if (peaks(s, buffers[s->top_buffer], best, cols, is_peak, span, c0, sign, found)) {
                 status = -1;
                 break;
@@ -265,22 +257,6 @@ done:
     free(is_peak);
     free(acc);
     return status;
-}
-
-static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t item, Py_ssize_t count, const char *what)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) return -1;
-    if (view->len != item * count) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected %zd", what, view->len, item * count);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
-
-static PyObject *as_bytes(const void *data, Py_ssize_t n)
-{
-    return PyBytes_FromStringAndSize(n ? (const char *)data : "", n);
 }
 
 /* peaks(power, n_time, n_chans, n, width, chunk, max_drift, ops, n_ops, size0, size1, top_buffer, steps,
