@@ -86,15 +86,22 @@ static Line hull(const Measured *m, int64_t peak_delta, int64_t peak_chan, doubl
     return ref;
 }
 
+HitRow hit_row(int64_t index, const Measured *m, int64_t n_time)
+{
+    HitRow row = {index, m->start, m->total, m->lo, m->hi, m->lo_half, m->hi_half, m->track[0], m->track[0],
+                  m->centre, m->drift};
+    for (int64_t t = 1; t < n_time; t++) {
+        row.track_min = m->track[t] < row.track_min ? m->track[t] : row.track_min;
+        row.track_max = m->track[t] > row.track_max ? m->track[t] : row.track_max;
+    }
+    return row;
+}
+
 void strongest_first(const float *value, int64_t n, int64_t *order, int64_t *scratch, uint32_t *keys)
 {
     uint32_t *key = keys, *key2 = keys + n;
     for (int64_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy(&bits, value + i, 4);
-        if (bits == 0x80000000u) bits = 0;                    /* -0.0 == 0.0 */
-        bits = bits & 0x80000000u ? ~bits : bits | 0x80000000u; /* increasing with the value */
-        key[i] = ~bits;                                        /* the largest first */
+        key[i] = ~ascending_key(value[i]); /* the largest first */
         order[i] = i;
     }
     int64_t *from = order, *to = scratch;
@@ -206,15 +213,12 @@ int walk_hits(const Spectrum *s, const int64_t *delta, const int64_t *chan, cons
         alive[pos_of[j]] = 0;
         Measured m = {.peak_track = tracks, .track = tracks + T};
         if (measure_hit(s, delta[j], chan[j], &m)) goto done;
-        HitRow row = {j, m.start, m.total, m.lo, m.hi, m.lo_half, m.hi_half, m.track[0], m.track[0], m.centre,
-                      m.drift};
+        HitRow row = hit_row(j, &m, T);
         int64_t first = m.peak_track[0], last = m.peak_track[0];
         double offset = (double)(m.lo_half + m.hi_half) / 2;
         double line_lo = (double)m.lo - offset - 1.5, line_hi = (double)m.hi - offset + 1.5;
         for (int64_t t = 0; t < T; t++) {
             int64_t p = m.peak_track[t], q = m.track[t];
-            if (q < row.track_min) row.track_min = q;
-            if (q > row.track_max) row.track_max = q;
             first = p < first ? p : first;
             first = q < first ? q : first;
             last = p > last ? p : last;

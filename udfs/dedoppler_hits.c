@@ -114,13 +114,7 @@ static PyObject *py_measure(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < k && !status; i++) {
         Measured m = {.peak_track = peaks + i * T, .track = tracks + i * T};
         status = measure_hit(&a.s, d[i], c[i], &m);
-        HitRow row = {i, m.start, m.total, m.lo, m.hi, m.lo_half, m.hi_half, m.track[0], m.track[0], m.centre,
-                      m.drift};
-        for (Py_ssize_t t = 0; t < T; t++) {
-            row.track_min = m.track[t] < row.track_min ? m.track[t] : row.track_min;
-            row.track_max = m.track[t] > row.track_max ? m.track[t] : row.track_max;
-        }
-        rows[i] = row;
+        rows[i] = hit_row(i, &m, T);
     }
     Py_END_ALLOW_THREADS
     PyObject *result = status ? PyErr_NoMemory()
@@ -178,22 +172,6 @@ static int compare_keys(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
-}
-
-static uint32_t ascending_key(float value)
-{
-    uint32_t bits;
-    memcpy(&bits, &value, 4);
-    if (bits == 0x80000000u) bits = 0; /* -0.0 == 0.0 */
-    return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
-}
-
-static float key_value(uint32_t key)
-{
-    uint32_t bits = key & 0x80000000u ? key & 0x7fffffffu : ~key;
-    float value;
-    memcpy(&value, &bits, 4);
-    return value;
 }
 
 enum { BINS = 4096 };

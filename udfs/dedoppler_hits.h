@@ -7,6 +7,7 @@
 #define DEDOPPLER_HITS_H
 
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     const float *power;      /* [n_time, n_chans], C order */
@@ -42,6 +43,26 @@ typedef struct {
     HitRow *rows;
     int64_t size, capacity;
 } HitRows;
+
+/* A float32's bits as a key that increases with its value (-0.0 and 0.0 one key), and back. */
+static inline uint32_t ascending_key(float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    if (bits == 0x80000000u) bits = 0;
+    return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+}
+
+static inline float key_value(uint32_t key)
+{
+    uint32_t bits = key & 0x80000000u ? key & 0x7fffffffu : ~key;
+    float value;
+    memcpy(&value, &bits, 4);
+    return value;
+}
+
+/* The HitRow of candidate ``index`` measured as m (its track's extent over the n_time steps). */
+HitRow hit_row(int64_t index, const Measured *m, int64_t n_time);
 
 /* The order of n float32 values from the largest, equal values by position (np.argsort(-value,
  * kind="stable")): an LSD radix sort. scratch: room for n int64, keys: for 2 * n uint32. */

@@ -153,6 +153,16 @@ static void peak_row(const float *restrict row, const float *restrict below, con
     }
 }
 
+/* Keeps the peak at displacement d, column j of the chunk at c0, unless its path leaves the band
+ * or it is the zero drift searched again; -1 when out of memory. */
+static int emit(const Search *s, Py_ssize_t d, Py_ssize_t j, Py_ssize_t c0, int sign, float v, Found *found)
+{
+    Py_ssize_t start = c0 - 1 + j;
+    if (start + s->reach[d] >= s->n_chans) return 0; /* the path leaves the band */
+    if (sign < 0 && d == 0) return 0;                 /* zero drift is searched once */
+    return found_push(found, sign * d, sign > 0 ? start : s->n_chans - 1 - start, v);
+}
+
 /* The local maxima above the threshold of top's columns 1 .. span, as udfs.dedoppler_tree._peaks,
  * in [displacement, column] order; ``best``: each column's maximum over the displacements, so
  * only the columns where it is above the threshold are looked at (``cols``: room for span). */
@@ -163,7 +173,7 @@ static int peaks(const Search *s, const float *top, const float *best, Py_ssize_
     float thr = s->threshold;
     for (Py_ssize_t j = 1; j <= span; j++)
         if (best[j] > thr) cols[n_cols++] = j;
-    int dense = 8 * n_cols > span; /* (then is_peak has room for span + 1) */
+    int dense = 8 * n_cols > span;
     for (Py_ssize_t d = 0; d <= d_max && n_cols; d++) {
         const float *row = top + s->row_of_delta[d] * w;
         const float *below = d > 0 ? top + s->row_of_delta[d - 1] * w : NULL;
@@ -178,11 +188,7 @@ static int peaks(const Search *s, const float *top, const float *best, Py_ssize_
                     j += 7;
                     continue;
                 }
-                if (!is_peak[j]) continue;
-                Py_ssize_t start = c0 - 1 + j;
-                if (start + s->reach[d] >= s->n_chans) continue; /* the path leaves the band */
-                if (sign < 0 && d == 0) continue;                 /* zero drift is searched once */
-                if (found_push(found, sign * d, sign > 0 ? start : s->n_chans - 1 - start, row[j])) return -1;
+                if (is_peak[j] && emit(s, d, j, c0, sign, row[j], found)) return -1;
             }
             continue;
         }
@@ -194,10 +200,7 @@ static int peaks(const Search *s, const float *top, const float *best, Py_ssize_
             if (!(v >= row[j - 1]) || !(v >= row[j + 1])) continue;
             if (below && !(v >= below[j])) continue;
             if (above && !(v >= above[j])) continue;
-            Py_ssize_t start = c0 - 1 + j;
-            if (start + s->reach[d] >= s->n_chans) continue; /* the path leaves the band */
-            if (sign < 0 && d == 0) continue;                 /* zero drift is searched once */
-            if (found_push(found, sign * d, sign > 0 ? start : s->n_chans - 1 - start, v)) return -1;
+            if (emit(s, d, j, c0, sign, v, found)) return -1;
         }
     }
     return 0;
