@@ -102,16 +102,65 @@ static void load(const Search *s, float *x, Py_ssize_t first, int sign)
     }
 }
 
+/* The next chunk's spectrogram lines, asked of the memory a few at a time while this chunk's
+ * levels are made: a chunk reads n_time short runs of channels a whole row apart, which the
+ * hardware prefetcher does not see coming, so without this the load waits on memory. */
+typedef struct {
+    const float *power;
+    Py_ssize_t stride, rows;   /* floats between time steps; time steps to prefetch (0: none) */
+    Py_ssize_t a, b;           /* the columns, in the band's order */
+    Py_ssize_t row, at;        /* the next line */
+} Ahead;
+
+enum { LINE_FLOATS = 16 };
+
+/* The chunk after (c0, sign): the next in this direction, or the first of the negative one. */
+static void ahead_of(Ahead *p, const Search *s, Py_ssize_t c0, int sign)
+{
+    c0 += s->chunk;
+    if (c0 >= s->n_chans) {
+        c0 = 0;
+        sign -= 2;
+    }
+    p->power = s->power;
+    p->stride = s->n_chans;
+    p->rows = sign < -1 ? 0 : s->n_time;
+    Py_ssize_t lo = c0 - 1, a = lo < 0 ? 0 : lo, b = lo + s->width < s->n_chans ? lo + s->width : s->n_chans;
+    if (sign < 0) { /* the negative direction reads channels from the top */
+        Py_ssize_t mirrored = s->n_chans - b;
+        b = s->n_chans - a;
+        a = mirrored;
+    }
+    p->a = a - a % LINE_FLOATS;
+    p->b = b;
+    p->row = 0;
+    p->at = p->a;
+    if (p->b <= p->a) p->rows = 0;
+}
+
+static inline void ahead_some(Ahead *p, int lines)
+{
+    for (int i = 0; i < lines && p->row < p->rows; i++) {
+        __builtin_prefetch(p->power + p->row * p->stride + p->at, 0, 2);
+        p->at += LINE_FLOATS;
+        if (p->at >= p->b) {
+            p->row++;
+            p->at = p->a;
+        }
+    }
+}
+
 /* The ops first .. last - 1. With ``best``, each add is of whole rows of the top level (or
  * their first columns) and best (columns 0 .. span + 1 of a row) keeps their maximum, while the
  * rows are in the cache. With ``halves`` (2 * width columns), the ops are the level below the
  * top, and halves keeps the column maxima (from 0) of its first and of its second halves. */
 static void run_ops(const Search *s, float **buffers, Py_ssize_t first, Py_ssize_t last, float *best,
-                    Py_ssize_t span, float *halves)
+                    Py_ssize_t span, float *halves, Ahead *ahead, int lines)
 {
     Py_ssize_t w = s->width;
     for (Py_ssize_t k = first; k < last; k++) {
         const int64_t *op = s->ops + 7 * k;
+        ahead_some(ahead, lines);
         if (op[0] == OP_CLEAR) {
             memset(buffers[op[1]] + op[2], 0, op[6] * sizeof(float));
             continue;
@@ -234,20 +283,25 @@ static int search(const Search *s, const Py_ssize_t sizes[2], Found *found)
         status = -1;
         goto done;
     }
+    /* the next chunk's lines, spread over the ops below the top (which every chunk runs) */
+    Py_ssize_t line_count = s->n_time * (s->width / LINE_FLOATS + 2);
+    int lines = s->top_op > 0 ? (int)(line_count / s->top_op + 1) : 0;
     for (int sign = 1; sign >= -1 && status == 0; sign -= 2) {
         for (Py_ssize_t c0 = 0; c0 < s->n_chans; c0 += s->chunk) {
             Py_ssize_t span = s->n_chans - c0 < s->chunk ? s->n_chans - c0 : s->chunk;
             load(s, buffers[0], c0, sign);
+            Ahead ahead;
+            ahead_of(&ahead, s, c0, sign);
             if (s->split_op < 0) {
-                run_ops(s, buffers, 0, s->top_op, NULL, span, NULL);
+                run_ops(s, buffers, 0, s->top_op, NULL, span, NULL, &ahead, lines);
             } else { /* a chunk of noise: no top cell can be above the threshold, the top is not made */
-                run_ops(s, buffers, 0, s->split_op, NULL, span, NULL);
+                run_ops(s, buffers, 0, s->split_op, NULL, span, NULL, &ahead, lines);
                 memset(acc, 0, 2 * s->width * sizeof(float));
-                run_ops(s, buffers, s->split_op, s->top_op, NULL, span, acc);
+                run_ops(s, buffers, s->split_op, s->top_op, NULL, span, acc, &ahead, lines);
                 if (top_bound(acc, s->width) <= s->threshold) continue;
             }
             for (Py_ssize_t j = 0; j < span + 2; j++) best[j] = -INFINITY;
-            run_ops(s, buffers, s->top_op, s->n_ops, best, span, NULL);
+            run_ops(s, buffers, s->top_op, s->n_ops, best, span, NULL, &ahead, lines);
             if (peaks(s, buffers[s->top_buffer], best, cols, is_peak, span, c0, sign, found)) {
                 status = -1;
                 break;
