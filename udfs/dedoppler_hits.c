@@ -176,9 +176,10 @@ static int compare_keys(const void *a, const void *b)
 
 enum { BINS = 4096 };
 
-/* out[i] = the value of rank ks[i] (0: the smallest) among n finite float32 values, as a sort
- * would place it: a histogram of BINS bins over the range of the values' order-preserving keys
- * finds each rank's bin, and only the values of those bins are sorted. */
+/* out[i] = the value of rank ks[i] (0: the smallest) among n float32 values, as a sort would
+ * place it: a histogram of BINS bins over the range of the values' order-preserving keys finds
+ * each rank's bin, and only the values of those bins are sorted. 0; -2 if a value is not finite
+ * (its key is then outside those of -inf .. inf: the range shows it), -1 out of memory. */
 static int order_statistics(const float *value, int64_t n, const int64_t *ks, int64_t m, float *out)
 {
     uint32_t low = UINT32_MAX, high = 0;
@@ -187,6 +188,7 @@ static int order_statistics(const float *value, int64_t n, const int64_t *ks, in
         low = key < low ? key : low;
         high = key > high ? key : high;
     }
+    if (low <= ascending_key(-INFINITY) || high >= ascending_key(INFINITY)) return -2;
     int shift = 0;
     while (((high - low) >> shift) >= BINS) shift++;
     int64_t start[BINS + 1] = {0}, fill[BINS], first[BINS], bin_of[64];
@@ -243,7 +245,6 @@ static PyObject *py_order_statistics(PyObject *self, PyObject *args)
     const int64_t *k = ks.buf;
     int bad = 0;
     for (Py_ssize_t i = 0; i < m; i++) bad |= k[i] < 0 || k[i] >= n;
-    for (Py_ssize_t i = 0; i < n && !bad; i++) bad |= !isfinite(((const float *)values.buf)[i]) ? 2 : 0;
     float *out = malloc((m ? m : 1) * sizeof(float));
     int status = bad || !out;
     if (!status) {
@@ -252,14 +253,57 @@ static PyObject *py_order_statistics(PyObject *self, PyObject *args)
         Py_END_ALLOW_THREADS
     }
     PyObject *result = NULL;
-    if (bad & 1) PyErr_SetString(PyExc_ValueError, "a rank is out of the values");
-    else if (bad) PyErr_SetString(PyExc_ValueError, "the values must be finite");
+    if (bad) PyErr_SetString(PyExc_ValueError, "a rank is out of the values");
+    else if (status == -2) PyErr_SetString(PyExc_ValueError, "the values must be finite");
     else if (status) PyErr_NoMemory();
     else result = as_bytes(out, m * 4);
     free(out);
     PyBuffer_Release(&values);
     PyBuffer_Release(&ks);
     return result;
+}
+
+typedef float float4 __attribute__((vector_size(16)));
+typedef double double4 __attribute__((vector_size(32)));
+typedef int64_t int4x64 __attribute__((vector_size(32)));
+
+/* The count and the sum of the float32 values in low .. high, and the sum of their squares about
+ * ``about`` (float64; in 8 interleaved parts, so that the additions do not wait on each other,
+ * then added). */
+__attribute__((target_clones("avx2", "default")))
+static void trimmed_sums(const float *v, int64_t n, double low, double high, double about, int64_t *count,
+                         double *sum, double *squares)
+{
+    double4 sums[2] = {{0}}, square_sums[2] = {{0}}, lows = low - (double4){0}, highs = high - (double4){0},
+            abouts = about - (double4){0};
+    int4x64 counts[2] = {{0}};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 2; k++) {
+            float4 f;
+            memcpy(&f, v + i + 4 * k, sizeof f);
+            double4 x = __builtin_convertvector(f, double4), d = x - abouts;
+            int4x64 inside = (x >= lows) & (x <= highs); /* -1 or 0 */
+            sums[k] += (double4)((int4x64)x & inside);
+            square_sums[k] += (double4)((int4x64)(d * d) & inside);
+            counts[k] -= inside;
+        }
+    *sum = *squares = 0;
+    *count = 0;
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 4; j++) {
+            *sum += sums[k][j];
+            *squares += square_sums[k][j];
+            *count += counts[k][j];
+        }
+    for (; i < n; i++) {
+        double x = v[i], d = x - about;
+        if (x >= low && x <= high) {
+            *sum += x;
+            *squares += d * d;
+            ++*count;
+        }
+    }
 }
 
 /* trimmed_std(values, n, low, high) -> (count, std): the standard deviation (float64, two passes:
@@ -275,21 +319,15 @@ static PyObject *py_trimmed_std(PyObject *self, PyObject *args)
         if (n < 0) PyErr_SetString(PyExc_ValueError, "a negative count");
         return NULL;
     }
-    const float *v = values.buf;
-    double sum = 0, squares = 0;
-    Py_ssize_t count = 0;
+    double sum, squares, unused;
+    int64_t count;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (v[i] >= low && v[i] <= high) {
-            sum += v[i];
-            count++;
-        }
+    trimmed_sums(values.buf, n, low, high, 0, &count, &sum, &unused);
     double mean = count ? sum / (double)count : 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (v[i] >= low && v[i] <= high) squares += ((double)v[i] - mean) * ((double)v[i] - mean);
+    trimmed_sums(values.buf, n, low, high, mean, &count, &unused, &squares);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&values);
-    return Py_BuildValue("nd", count, count ? sqrt(squares / (double)count) : NAN);
+    return Py_BuildValue("nd", (Py_ssize_t)count, count ? sqrt(squares / (double)count) : NAN);
 }
 
 static PyMethodDef methods[] = {

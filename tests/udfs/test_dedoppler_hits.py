@@ -120,6 +120,21 @@ def test_order_statistics_are_the_sorted_values():
     np.testing.assert_array_equal(got, np.sort(values)[ranks])
     with pytest.raises(ValueError, match="rank is out"):
         _dedoppler_hits_c.order_statistics(values, len(values), np.array([len(values)], np.int64), 1)
-    values[3] = np.nan
-    with pytest.raises(ValueError, match="finite"):
-        _dedoppler_hits_c.order_statistics(values, len(values), ranks, len(ranks))
+    for bad in (np.nan, -np.nan, np.inf, -np.inf):  # (seen in the keys' range, from either end)
+        spoilt = values.copy()
+        spoilt[3] = bad
+        with pytest.raises(ValueError, match="finite"):
+            _dedoppler_hits_c.order_statistics(spoilt, len(spoilt), ranks, len(ranks))
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 131_075])
+def test_trimmed_std_is_numpys_in_float64(n):
+    values = (np.random.default_rng(n).chisquare(64, n) * 1e5).astype(np.float32)
+    low, high = np.percentile(values, [5, 95]) if n > 1 else (values[0], values[0])
+    count, std = _dedoppler_hits_c.trimmed_std(values, n, float(low), float(high))
+    kept = values[(values >= low) & (values <= high)].astype(np.float64)
+    assert count == len(kept) and std == pytest.approx(kept.std(), rel=1e-12)
+    assert _dedoppler_hits_c.trimmed_std(values, n, 1.0, 0.5)[0] == 0  # nothing kept: count 0, std NaN
+    values[-1] = np.inf  # sums that overflowed: an infinite bound keeps them, and the std is NaN
+    count, std = _dedoppler_hits_c.trimmed_std(values, n, float(low), float("inf"))
+    assert count == (values >= low).sum() and np.isnan(std)
