@@ -124,6 +124,24 @@ void strongest_first(const float *value, int64_t n, int64_t *order, int64_t *scr
     memcpy(order, from, n * sizeof(int64_t)); /* (from: scratch after three passes) */
 }
 
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The first position whose channel is c or more, in channels sorted ascending. */
+static int64_t first_at(const int64_t *by_chan, int64_t n, int64_t c)
+{
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (by_chan[mid] < c) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 /* The walk's arrays, of this thread, kept from call to call (up to KEPT_BYTES) so that a call
  * does not pay for fresh pages. */
 #define KEPT_BYTES ((size_t)64 << 20)
@@ -155,11 +173,12 @@ int walk_hits(const Spectrum *s, const int64_t *delta, const int64_t *chan, cons
     const int64_t T = s->n_time, C = s->n_chans, D = s->max_drift;
     const double scale = 1.0 / (double)(s->n - 1), dev = deviation(s);
     const size_t k = n_cands ? (size_t)n_cands : 1;
+    const int dense = n_cands >= C / 8 || n_cands >= ((int64_t)1 << 32); /* candidates by channel: a counting sort */
     /* the candidates' state by channel (position ``at``), so that a hit's reach is one run */
     size_t sizes[] = {
         k * 8, k * 8, k * 8, k * 8, k * 8, k * 8, k * 8, /* order, pos_of, by_delta, by_chan, by_value,
                                                             covered_sum, slot */
-        (C + 2) * 8, (C + 1) * 8,                         /* chan_start, fill */
+        dense ? (C + 2) * 8 : 8, dense ? (C + 1) * 8 : 8, /* chan_start, fill */
         k * 8, 2 * k * 4,                                 /* the sort's scratch and keys */
         k * 4, k, 2 * T * 8, 3 * T * 8, 3 * T * 8, T + 8, T + 8, /* covered, alive, tracks, band_lo, band_hi,
                                                             none, now */
@@ -195,13 +214,20 @@ int walk_hits(const Spectrum *s, const int64_t *delta, const int64_t *chan, cons
     memset(alive, 1, k);
     memset(none, 0, T + 8);
     memset(now, 0, T + 8);
-    memset(chan_start, 0, (C + 2) * 8);
-    for (int64_t j = 0; j < n_cands; j++) chan_start[chan[j] + 1]++; /* (0 <= chan < C: the caller's) */
-    for (int64_t c = 0; c < C; c++) chan_start[c + 1] += chan_start[c];
-    memcpy(fill, chan_start, (C + 1) * sizeof(int64_t));
+    if (dense) { /* a counting sort of the candidates by channel */
+        memset(chan_start, 0, (C + 2) * 8);
+        for (int64_t j = 0; j < n_cands; j++) chan_start[chan[j] + 1]++; /* (0 <= chan < C: the caller's) */
+        for (int64_t c = 0; c < C; c++) chan_start[c + 1] += chan_start[c];
+        memcpy(fill, chan_start, (C + 1) * sizeof(int64_t));
+        for (int64_t j = 0; j < n_cands; j++) pos_of[j] = fill[chan[j]]++;
+    } else { /* few: a sort of (channel, candidate) keys, which spares the arrays over every channel */
+        uint64_t *keys = part[9]; /* (the strongest-first sort is done with its scratch) */
+        for (int64_t j = 0; j < n_cands; j++) keys[j] = (uint64_t)chan[j] << 32 | (uint64_t)j;
+        qsort(keys, n_cands, sizeof(uint64_t), compare_u64);
+        for (int64_t at = 0; at < n_cands; at++) pos_of[keys[at] & 0xffffffffu] = at;
+    }
     for (int64_t j = 0; j < n_cands; j++) {
-        int64_t at = fill[chan[j]]++;
-        pos_of[j] = at;
+        int64_t at = pos_of[j];
         by_delta[at] = (delta[j] + D) * T;
         by_chan[at] = chan[j];
         by_value[at] = value[j];
@@ -239,7 +265,8 @@ int walk_hits(const Spectrum *s, const int64_t *delta, const int64_t *chan, cons
         if (last < 0 || first >= C) continue;
         first = first < 0 ? 0 : first;
         last = last >= C ? C - 1 : last;
-        for (int64_t at = chan_start[first]; at < chan_start[last + 1]; at++) {
+        for (int64_t at = first_at(by_chan, n_cands, first), end = first_at(by_chan, n_cands, last + 1); at < end;
+             at++) {
             if (!alive[at]) continue;
             const int64_t *path = s->offsets + by_delta[at];
             const int64_t c0 = by_chan[at];
