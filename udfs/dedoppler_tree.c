@@ -1,5 +1,6 @@
 /* The drift search's inner loop, compiled: udfs._dedoppler_tree_c.peaks runs the additions of a
- * udfs.dedoppler_tree.Plan (its op list) over every chunk of channels of a spectrogram, in both
+ * udfs.dedoppler_tree.Plan (its op list, as udfs.dedoppler_tree._fused orders it over three
+ * buffers: two for the stored levels, one of scratch rows) over every chunk of channels of a spectrogram, in both
  * directions, and returns the tree cells above a threshold that are local maxima on turboSETI's
  * grids -- the same cells, in the same order and with the same float32 sums, as the numpy path
  * (udfs.dedoppler_tree.drift_sums_above with the compiled kernel off). The plan stays in Python:
@@ -17,6 +18,7 @@
 #include "python_buffers.h"
 
 enum { OP_ADD = 0, OP_CLEAR = 1 };
+enum { N_BUFFERS = 3, SCRATCH = 2 }; /* the levels' two buffers, and rows made just before their use */
 
 /* out[i] = a[i] + b[i]: the only arithmetic of the tree. Built for AVX2 and for the baseline, the
  * loader picks one on the running CPU; the sums are the same (one rounding per addition). */
@@ -25,6 +27,18 @@ static void add_rows(const float *restrict a, const float *restrict b, float *re
 {
     for (Py_ssize_t i = 0; i < n; i++)
         out[i] = a[i] + b[i];
+}
+
+/* add_rows, and most[i] = the larger of most[i] and out[i] while out[i] is in a register. */
+__attribute__((target_clones("avx2", "default")))
+static void add_rows_max(const float *restrict a, const float *restrict b, float *restrict out, float *restrict most,
+                         Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float v = a[i] + b[i];
+        out[i] = v;
+        most[i] = v > most[i] ? v : most[i];
+    }
 }
 
 __attribute__((target_clones("avx2", "default")))
@@ -167,10 +181,19 @@ static void run_ops(const Search *s, float **buffers, Py_ssize_t first, Py_ssize
         }
         const float *src = buffers[op[1]];
         float *out = buffers[op[4]] + op[5];
+        if (halves && op[4] != SCRATCH && op[6] <= w) { /* a row of the level below the top: one pass */
+            add_rows_max(src + op[2], src + op[3], out, halves + (op[5] >= s->split_second ? w : 0), op[6]);
+            continue;
+        }
+        if (best) { /* rows of the top: only their columns 0 .. span + 1 are read */
+            for (Py_ssize_t r = 0; r < op[6]; r += w) {
+                Py_ssize_t length = op[6] - r < w ? op[6] - r : w;
+                add_rows_max(src + op[2] + r, src + op[3] + r, out + r, best, length < span + 2 ? length : span + 2);
+            }
+            continue;
+        }
         add_rows(src + op[2], src + op[3], out, op[6]);
-        if (best)
-            for (Py_ssize_t r = 0; r + w <= op[6]; r += w) max_rows(out + r, best, span + 2);
-        if (halves) {
+        if (halves && op[4] != SCRATCH) {
             float *columns = halves + (op[5] >= s->split_second ? w : 0);
             for (Py_ssize_t r = 0; r < op[6]; r += w) max_rows(out + r, columns, op[6] - r < w ? op[6] - r : w);
         }
@@ -258,8 +281,8 @@ static int peaks(const Search *s, const float *top, const float *best, Py_ssize_
 /* The levels' buffers of this thread, kept from call to call as the numpy path's plans keep
  * theirs (zero when allocated; the plan's clear ops keep what is read past a level's end from
  * growing), so that a call on a small spectrogram does not pay for fresh pages. */
-static _Thread_local float *kept[2];
-static _Thread_local Py_ssize_t kept_size[2];
+static _Thread_local float *kept[N_BUFFERS];
+static _Thread_local Py_ssize_t kept_size[N_BUFFERS];
 
 static float *level_buffer(int i, Py_ssize_t size)
 {
@@ -271,15 +294,15 @@ static float *level_buffer(int i, Py_ssize_t size)
     return kept[i];
 }
 
-static int search(const Search *s, const Py_ssize_t sizes[2], Found *found)
+static int search(const Search *s, const Py_ssize_t sizes[N_BUFFERS], Found *found)
 {
-    float *buffers[2] = {level_buffer(0, sizes[0]), level_buffer(1, sizes[1])};
+    float *buffers[N_BUFFERS] = {level_buffer(0, sizes[0]), level_buffer(1, sizes[1]), level_buffer(2, sizes[2])};
     float *best = malloc(s->width * sizeof(float));
     Py_ssize_t *cols = malloc(s->width * sizeof(Py_ssize_t));
     uint8_t *is_peak = malloc(s->width + 16); /* (the columns 0 .. span, and 8 past them) */
     float *acc = malloc(2 * s->width * sizeof(float));
     int status = 0;
-    if (!buffers[0] || !buffers[1] || !best || !cols || !is_peak || !acc) {
+    if (!buffers[0] || !buffers[1] || !buffers[2] || !best || !cols || !is_peak || !acc) {
         status = -1;
         goto done;
     }
@@ -316,18 +339,18 @@ done:
     return status;
 }
 
-/* peaks(power, n_time, n_chans, n, width, chunk, max_drift, ops, n_ops, size0, size1, top_buffer, steps,
+/* peaks(power, n_time, n_chans, n, width, chunk, max_drift, ops, n_ops, size0, size1, size2, top_buffer, steps,
  *       row_of_delta, block_end, reach, threshold, split_op, split_second, top_op)
  * -> (delta int64 bytes, chan int64 bytes, value float32 bytes) */
 static PyObject *py_peaks(PyObject *self, PyObject *args)
 {
     PyObject *power_obj, *ops_obj, *steps_obj, *rows_obj, *ends_obj, *reach_obj;
-    Py_ssize_t n_time, n_chans, n, width, chunk, max_drift, size0, size1, n_ops;
+    Py_ssize_t n_time, n_chans, n, width, chunk, max_drift, size0, size1, size2, n_ops;
     int top_buffer;
     float threshold;
     Py_ssize_t split_op, split_second, top_op;
-    if (!PyArg_ParseTuple(args, "OnnnnnnOnnniOOOOfnnn", &power_obj, &n_time, &n_chans, &n, &width, &chunk,
-                          &max_drift, &ops_obj, &n_ops, &size0, &size1, &top_buffer, &steps_obj, &rows_obj,
+    if (!PyArg_ParseTuple(args, "OnnnnnnOnnnniOOOOfnnn", &power_obj, &n_time, &n_chans, &n, &width, &chunk,
+                          &max_drift, &ops_obj, &n_ops, &size0, &size1, &size2, &top_buffer, &steps_obj, &rows_obj,
                           &ends_obj, &reach_obj, &threshold, &split_op, &split_second, &top_op))
         return NULL;
     if (top_op < 0 || top_op > n_ops || split_op < -1 || split_op > top_op) {
@@ -351,11 +374,11 @@ static PyObject *py_peaks(PyObject *self, PyObject *args)
     if (got == 6) { /* every op inside its buffers, adds from one buffer into the other */
         int bad = 0;
         const int64_t *op = ops.buf;
-        Py_ssize_t sz[2] = {size0, size1};
+        Py_ssize_t sz[N_BUFFERS] = {size0, size1, size2};
         for (Py_ssize_t k = 0; k < n_ops; k++, op += 7) {
-            int ok = op[6] >= 0 && op[1] >= 0 && op[1] <= 1 && op[2] >= 0 && op[2] + op[6] <= sz[op[1]];
+            int ok = op[6] >= 0 && op[1] >= 0 && op[1] < N_BUFFERS && op[2] >= 0 && op[2] + op[6] <= sz[op[1]];
             if (ok && op[0] == OP_ADD)
-                ok = op[4] >= 0 && op[4] <= 1 && op[4] != op[1] && op[3] >= 0 && op[3] + op[6] <= sz[op[1]]
+                ok = op[4] >= 0 && op[4] < N_BUFFERS && op[4] != op[1] && op[3] >= 0 && op[3] + op[6] <= sz[op[1]]
                      && op[5] >= 0 && op[5] + op[6] <= sz[op[4]];
             else if (ok)
                 ok = op[0] == OP_CLEAR;
@@ -384,7 +407,7 @@ static PyObject *py_peaks(PyObject *self, PyObject *args)
     if (got == 6) {
         Search s = {power.buf, n_time, n_chans, n, width, chunk, max_drift, ops.buf, n_ops, steps.buf,
                     rows.buf, ends.buf, reach.buf, top_buffer, threshold, split_op, split_second, top_op};
-        Py_ssize_t sizes[2] = {size0, size1};
+        Py_ssize_t sizes[N_BUFFERS] = {size0, size1, size2};
         Found found = {0};
         int status;
         Py_BEGIN_ALLOW_THREADS

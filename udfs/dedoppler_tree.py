@@ -17,9 +17,12 @@ with its groups in bit-reversed order (the first and second halves of the next l
 then two contiguous blocks), and the top level adds a whole class of displacements at once, its
 source's second halves stored with rows one value shorter so that the shear is contiguous too.
 Channels are searched in chunks that keep the levels in the CPU's cache; the padding is
-turboSETI's (zero time steps up to N, zero channels past the band). By default the plan's op list
-runs in C (``dedoppler_tree.c``), which spares the call per addition; the numpy run is the
-reference it is tested against.
+turboSETI's (zero time steps up to N, zero channels past the band). By default the plan's
+additions run in C (``dedoppler_tree.c``), which spares the call per addition; the numpy run is
+the reference it is tested against. The C takes them in another order (``_fused``): every other
+level below the top is never stored, each of its rows made into L1-sized scratch just before
+the two or three rows of the level above that add it, and each addition cut to the columns
+that the additions after it read (``_trimmed``). The sums are the same additions.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from udfs import _dedoppler_tree_c
 
 CHUNK_CHANNELS = 8192  # channels per chunk, at most (the levels of a chunk then take ~8 MiB)
 COMPILED_CHUNK_CHANNELS = 512  # the same for the compiled kernel (fastest here: its levels stay in L2)
-PIECE_FLOATS = 2048  # the compiled kernel adds the ops that share a source piece by piece (in L1)
 
 
 @lru_cache(maxsize=16)
@@ -112,16 +114,17 @@ class Plan:
         self.x = self.buffers[0][:n * w].reshape(n, w)
         self.steps = _bit_reversed(n)
         self.ops, self.raw, self._compiled = [], [], None  # raw: the ops as integers (compiled_args)
-        self.top_op = 0  # the first op of the top level (raw)
-        self.split_op, self.split_second = -1, -1  # the level below the top: its first op, its second halves
+        self.raw_level, self._level = [], 1  # the level each raw op makes (a clear: the level about to be made)
+        self.split_second = -1  # where the level below the top keeps its second halves
         for lv in range(levels - 1):  # groups of 2m steps from pairs of groups of m
             m, src, dst = 1 << lv, self.buffers[lv % 2], self.buffers[(lv + 1) % 2]
+            self._level = lv + 1
             self._clear(src, size(lv), sizes[lv % 2])
             groups = n >> (lv + 1)  # of the level made
             block = 2 * groups * w  # one displacement of the source
             split = lv + 1 == levels - 1
             if split:
-                self.split_op, self.split_second = len(self.raw), (reach[lv + 1] + 1) * w
+                self.split_second = (reach[lv + 1] + 1) * w
             second = (reach[lv + 1] + 1) * w  # where the made level's second halves start
             for delta in range(reach[lv + 1] + 1):
                 h, s = _half(delta, m)
@@ -132,9 +135,10 @@ class Plan:
                     self._add(src, a, b, w, dst, delta * w)
                     self._add(src, a + w, b + w, w, dst, second + delta * (w - 1))
         m, src, dst = n // 2, self.buffers[(levels - 1) % 2], self.buffers[levels % 2]
+        self._level = levels
         self._clear(src, size(levels - 1), sizes[(levels - 1) % 2])
         second = (reach[levels - 1] + 1) * w if levels > 1 else w
-        rows, self.top_op = [], len(self.raw)
+        rows = []
         for b in range(max_drift // (2 * m - 1) + 1):  # the top: a class of displacements at once
             for parity in (0, 1):
                 first = b * (2 * m - 1) + parity
@@ -151,7 +155,6 @@ class Plan:
         # turboSETI's blocks of N - 1 drifts: the last of a block is not compared with the next
         self.block_ends = np.flatnonzero((np.arange(max_drift) % (n - 1) == 0) & (np.arange(max_drift) > 0))
         self.top = dst[:(max_drift + 1) * w].reshape(max_drift + 1, w)
-        self._top_id = self._id(dst)
         self.best, self.part = np.zeros(w, dtype=np.float32), np.zeros(w, dtype=np.float32)
 
     def _id(self, buffer) -> int:
@@ -160,6 +163,7 @@ class Plan:
     def _add(self, src, a: int, b: int, length: int, dst, out: int):
         self.ops.append((src[a:a + length], src[b:b + length], dst[out:out + length]))
         self.raw.append((0, self._id(src), a, b, self._id(dst), out, length))
+        self.raw_level.append(self._level)
 
     def _clear(self, buffer, end: int, largest: int):
         """Zero what a level's reads past its end reach, where a larger level left its values
@@ -168,18 +172,18 @@ class Plan:
             length = self.width + self.max_drift + self.n + 8
             self.ops.append((None, None, buffer[end:end + length]))
             self.raw.append((1, self._id(buffer), end, 0, 0, 0, length))
+            self.raw_level.append(self._level)
 
     def compiled_args(self) -> tuple:
-        """The plan as the compiled kernel reads it (``_dedoppler_tree_c.peaks``' plan arguments)."""
+        """The plan as the compiled kernel reads it (``_dedoppler_tree_c.peaks``' plan arguments):
+        its additions in the order of ``_fused``, with three buffers."""
         if self._compiled is None:
             block_end = np.zeros(self.max_drift + 1, dtype=np.uint8)
             block_end[self.block_ends] = 1
-            ops, (split_op, top_op) = _interleaved(self.raw, [self.split_op, self.top_op], self.top_op, self.width,
-                                                   PIECE_FLOATS)
+            ops, sizes, top_buffer, (split_op, top_op) = _fused(self)
             raw = np.array(ops, dtype=np.int64).reshape(-1, 7)
-            self._compiled = (raw, len(raw), len(self.buffers[0]), len(self.buffers[1]), self._top_id,
-                              self.steps.astype(np.int64), self.row_of_delta.astype(np.int64), block_end,
-                              split_op, self.split_second, top_op)
+            self._compiled = (raw, len(raw), *sizes, top_buffer, self.steps.astype(np.int64),
+                              self.row_of_delta.astype(np.int64), block_end, split_op, self.split_second, top_op)
         return self._compiled
 
     def run(self) -> np.ndarray:
@@ -200,32 +204,111 @@ class Plan:
         return self.top
 
 
-def _interleaved(raw: list, marks: list, top_op: int, width: int, piece: int) -> tuple[list, list]:
-    """The same additions in another order: each run of adds of a level that read the same
-    first source (the displacements whose halves share a path) goes piece by piece, all of the
-    run's pieces at one place before the next, so that their shared sources are read from the
-    core's L1 cache rather than L2 (the top level's pieces are whole rows, for their maxima).
-    Each add still writes what it wrote; the levels stay in order. Returns (ops, where the ops
-    ``marks`` (each the first of a level, or -1) now are)."""
-    ops, moved, i = [], {}, 0
-    while i < len(raw):
-        moved[i] = len(ops)
-        kind, src, a = raw[i][:3]
-        j = i + 1
-        if kind == 0:
-            while j < len(raw) and j != top_op and raw[j][0] == 0 and raw[j][1] == src and raw[j][2] == a:
-                j += 1
+SCRATCH = 2  # the compiled kernel's third buffer: rows made just before the rows that add them
+
+
+def _fused(plan: Plan) -> tuple[list, list, int, list]:
+    """The plan's additions for the compiled kernel, with every other level below the top's
+    (levels 1, 3, ... that a stored level adds) never stored: each row of the level above is
+    made from two of that level's rows, which are made just before it into two rows of scratch
+    (buffer ``SCRATCH``, in the core's L1 cache) rather than read back from the level's buffer
+    in L2. The rows that add the same two are made one after the other (by position, then
+    displacement, then as the plan orders them), so a pair is made once; a level's rows take
+    the same two rows and columns as in the plan, so every sum is the plan's. The stored levels
+    alternate between buffers 0 (x) and 1. Returns (ops, buffer sizes, the top's buffer, [the
+    first op of the level below the top or -1, the first op of the top])."""
+    n, w, levels = plan.n, plan.width, plan.n.bit_length() - 1
+    adds = {}
+    for op, lv in zip(plan.raw, plan.raw_level):
+        if op[0] == 0:
+            adds.setdefault(lv, []).append(op)
+    temps = set(range(1, levels - 1, 2))  # each added by the level above it, at most the one below the top
+    buffer_of, last = {0: 0}, 0
+    for lv in range(1, levels + 1):
+        if lv in temps:
+            buffer_of[lv] = SCRATCH
         else:
-            ops.append(raw[i])
-            i = j
+            buffer_of[lv], last = 1 - buffer_of[last], lv
+    ends = {0: n * w} | {lv: max(op[5] + op[6] for op in level) for lv, level in adds.items()}
+    clear_length = w + plan.max_drift + n + 8  # what reads past a level's end reach (as Plan._clear)
+
+    def rows(op):  # an add of whole rows: (a, b, out) of each
+        assert op[6] % w == 0
+        return [(op[2] + r * w, op[3] + r * w, op[5] + r * w) for r in range(op[6] // w)]
+
+    ops, part = [], []  # part: 0 below the level below the top, 1 that level, 2 the top
+    top_columns = w - plan.max_drift - 1  # a top row's columns that the peaks read (0 .. chunk + 1)
+    for lv in range(1, levels + 1):
+        if lv in temps:
             continue
-        step = piece if i < top_op else width * max(1, piece // width)
-        for p0 in range(0, max(op[6] for op in raw[i:j]), step):
-            ops += [(0, op[1], op[2] + p0, op[3] + p0, op[4], op[5] + p0, min(step, op[6] - p0))
-                    for op in raw[i:j] if p0 < op[6]]
-        i = j
-    moved[len(raw)] = len(ops)
-    return ops, [moved[m] if m >= 0 else -1 for m in marks]
+        part += [0] * (len(ops) - len(part))
+        below = lv - 1
+        if below not in temps:
+            ops.append((1, buffer_of[below], ends[below], 0, 0, 0, clear_length))
+            if lv == levels:
+                ops += [(0, buffer_of[below], a, b, buffer_of[lv], out, top_columns)
+                        for op in adds[lv] for a, b, out in rows(op)]
+            else:
+                ops += [(0, buffer_of[below], op[2], op[3], buffer_of[lv], op[5], op[6]) for op in adds[lv]]
+            part += [2 if lv == levels else 1 if lv == levels - 1 else 0] * (len(ops) - len(part))
+            continue
+        source = below - 1
+        ops.append((1, buffer_of[source], ends[source], 0, 0, 0, clear_length))
+        made = {out // w: (a, b) for op in adds[below] for a, b, out in rows(op)}
+        positions = n >> below  # of the level not stored
+        users = [(a // w, b // w, b % w, out, k) for k, op in enumerate(adds[lv]) for a, b, out in rows(op)]
+        assert all(a % w == 0 for op in adds[lv] for a, _, _ in rows(op))  # (a first half: a whole row)
+        users.sort(key=lambda u: (u[0] % positions, u[0] // positions, u[4], u[3]))
+        pair = None
+        for first, second, shift, out, _ in users:
+            if (first, second) != pair:
+                for slot, row in ((0, first), (1, second)):
+                    ops.append((0, buffer_of[source], *made[row], SCRATCH, slot * w, w))
+                pair = (first, second)
+            ops.append((0, SCRATCH, 0, w + shift, buffer_of[lv], out, w))
+        part += [1 if lv == levels - 1 else 0] * (len(ops) - len(part))
+    sizes = [0, 0, 3 * w]  # scratch: two rows, and zeros past them for the second's shifted read
+    for op in ops:
+        if op[0] == 0:
+            sizes[op[1]] = max(sizes[op[1]], max(op[2], op[3]) + op[6])
+            sizes[op[4]] = max(sizes[op[4]], op[5] + op[6])
+        else:
+            sizes[op[1]] = max(sizes[op[1]], op[2] + op[6])
+    sizes[0] = max(sizes[0], n * w)
+    top = buffer_of[levels]
+    sizes[top] = max(sizes[top], (plan.max_drift + 1) * w)  # (the top's rows: whole rows apart)
+    ops, part = _trimmed(ops, part, sizes, n * w, w)
+    marks = [part.index(1) if 1 in part else -1, part.index(2)]
+    return ops, sizes, buffer_of[levels], marks
+
+
+def _trimmed(ops: list, part: list, sizes: list, x_size: int, w: int) -> tuple[list, list]:
+    """The ops with each add below the top cut to the columns that the ops after it read (the
+    top's rows, from the end back): a row of the level below the top is read up to the top's
+    columns plus its shift, and so on down, so the lower levels need fewer columns than the
+    chunk's width. An add's whole output is taken as read by what comes before it, so every
+    value made, read or not, comes from values made in the same chunk; what is read and made by
+    no op must be x (loaded) or the scratch past its two rows (zeros): checked here."""
+    needed = [np.zeros(size, dtype=bool) for size in sizes]
+    kept = []
+    for op, where in zip(reversed(ops), reversed(part)):
+        kind, src, a, b, dst, out, length = op
+        if kind == 1:
+            needed[src][a:a + length] = False
+            kept.append((op, where))
+            continue
+        if where != 2:  # (the top's rows are what the search reads)
+            made = np.flatnonzero(needed[dst][out:out + length])
+            if made.size == 0:
+                continue
+            length = int(made[-1]) + 1
+        needed[dst][out:out + length] = False
+        needed[src][a:a + length] = True
+        needed[src][b:b + length] = True
+        kept.append(((kind, src, a, b, dst, out, length), where))
+    assert not needed[0][x_size:].any() and not needed[1].any() and not needed[SCRATCH][:2 * w].any()
+    kept.reverse()
+    return [op for op, _ in kept], [where for _, where in kept]
 
 
 _local = threading.local()

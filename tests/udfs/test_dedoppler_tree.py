@@ -110,7 +110,8 @@ def test_a_tone_is_found_at_its_drift():
 
 
 @pytest.mark.parametrize("n_time, n_chans, max_drift, chunk", [
-    (32, 5000, 127, 512), (32, 3000, 127, 8192), (16, 2000, 60, 300), (7, 1000, 20, 128), (2, 500, 3, 64)])
+    (32, 5000, 127, 512), (32, 3000, 127, 8192), (16, 2000, 60, 300), (7, 1000, 20, 128), (2, 500, 3, 64),
+    (64, 3000, 250, 512), (40, 1500, 70, 256), (128, 1200, 300, 256)])
 def test_the_compiled_kernel_finds_the_numpy_paths_cells(n_time, n_chans, max_drift, chunk, monkeypatch):
     """The same cells, in the same order, with the same float32 sums (the same additions), on
     noise with tones, whatever the chunk; and again after a larger and a smaller search have
@@ -161,10 +162,10 @@ def test_the_compiled_kernel_refuses_a_plan_out_of_its_buffers():
     from udfs import _dedoppler_tree_c
 
     plan = dedoppler_tree.compiled_plan(32, 127, 512 + 130)
-    raw, n_ops, size0, size1, top_buffer, steps, rows, ends, split_op, split_second, top_op = plan.compiled_args()
+    raw, n_ops, size0, size1, size2, top_buffer, steps, rows, ends, split_op, split_second, top_op = plan.compiled_args()
     power = np.zeros((32, 512), dtype=np.float32)
     reach = path_offsets(32, 127)[127:].max(axis=1).astype(np.int64)
-    args = [power, 32, 512, 32, plan.width, 512, 127, raw, n_ops, size0, size1, top_buffer, steps, rows, ends,
+    args = [power, 32, 512, 32, plan.width, 512, 127, raw, n_ops, size0, size1, size2, top_buffer, steps, rows, ends,
             reach, 1.0, split_op, split_second, top_op]
     assert _dedoppler_tree_c.peaks(*args)[0] == b""
     with pytest.raises(ValueError, match="first op is out of the plan"):  # the level below after the top
@@ -177,3 +178,17 @@ def test_the_compiled_kernel_refuses_a_plan_out_of_its_buffers():
         _dedoppler_tree_c.peaks(*args[:4], plan.width + 1000, *args[5:])
     with pytest.raises(ValueError, match="bytes"):
         _dedoppler_tree_c.peaks(power[:, :100].copy(), *args[1:])
+
+
+@pytest.mark.parametrize("n, max_drift", [(32, 127), (16, 60), (64, 250)])
+def test_the_compiled_order_adds_fewer_columns_through_scratch(n, max_drift):
+    """The kernel's op list (dedoppler_tree._fused): every other level below the top goes through
+    the scratch rows (buffer 2) only, no add reads the buffer it writes, and the cut to the
+    columns read later leaves fewer additions than the plan's own."""
+    plan = dedoppler_tree.Plan(n, max_drift, 512 + max_drift + 3)
+    raw = plan.compiled_args()[0]
+    adds = raw[raw[:, 0] == 0]
+    assert (adds[:, 1] != adds[:, 4]).all()
+    assert (adds[:, 4] == dedoppler_tree.SCRATCH).any() and (adds[:, 1] == dedoppler_tree.SCRATCH).any()
+    planned = sum(op[6] for op in plan.raw if op[0] == 0)
+    assert adds[:, 6].sum() < 0.95 * planned
