@@ -252,15 +252,19 @@ static int peaks(const Search *s, const float *top, const float *best, Py_ssize_
         const float *above = d < d_max && !s->block_end[d] ? top + s->row_of_delta[d + 1] * w : NULL;
         if (dense) {
             peak_row(row, below, above, thr, is_peak, span);
-            memset(is_peak + span + 1, 0, 8);
-            for (Py_ssize_t j = 1; j <= span; j++) {
-                uint64_t word;
-                memcpy(&word, is_peak + j, 8);
-                if (!word) { /* most cells are not peaks: eight at a time */
-                    j += 7;
-                    continue;
+            memset(is_peak + span + 1, 0, 64);
+            for (Py_ssize_t j0 = 1; j0 <= span; j0 += 64) { /* 64 columns' flags as the bits of a word */
+                uint64_t mask = 0;
+                for (int k = 0; k < 8; k++) {
+                    uint64_t bytes; /* eight flags of 0 or 1, to eight bits (no product overlaps another) */
+                    memcpy(&bytes, is_peak + j0 + 8 * k, 8);
+                    mask |= ((bytes * 0x0102040810204080ull) >> 56) << (8 * k);
                 }
-                if (is_peak[j] && emit(s, d, j, c0, sign, row[j], found)) return -1;
+                while (mask) {
+                    Py_ssize_t j = j0 + __builtin_ctzll(mask);
+                    mask &= mask - 1;
+                    if (emit(s, d, j, c0, sign, row[j], found)) return -1;
+                }
             }
             continue;
         }
@@ -299,7 +303,7 @@ static int search(const Search *s, const Py_ssize_t sizes[N_BUFFERS], Found *fou
     float *buffers[N_BUFFERS] = {level_buffer(0, sizes[0]), level_buffer(1, sizes[1]), level_buffer(2, sizes[2])};
     float *best = malloc(s->width * sizeof(float));
     Py_ssize_t *cols = malloc(s->width * sizeof(Py_ssize_t));
-    uint8_t *is_peak = malloc(s->width + 16); /* (the columns 0 .. span, and 8 past them) */
+    uint8_t *is_peak = malloc(s->width + 72); /* (the columns 0 .. span, and 64 past them) */
     float *acc = malloc(2 * s->width * sizeof(float));
     int status = 0;
     if (!buffers[0] || !buffers[1] || !buffers[2] || !best || !cols || !is_peak || !acc) {
