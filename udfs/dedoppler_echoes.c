@@ -182,6 +182,7 @@ int walk_hits(const Spectrum *s, const int64_t *delta, const int64_t *chan, cons
         k * 8, 2 * k * 4,                                 /* the sort's scratch and keys */
         k * 4, k, 2 * T * 8, 3 * T * 8, 3 * T * 8, T + 8, T + 8, /* covered, alive, tracks, band_lo, band_hi,
                                                             none, now */
+        k * 8, T * 8, T * 8,                              /* order_at, median_left, std_left */
     };
     enum { N_PARTS = sizeof(sizes) / sizeof(sizes[0]) };
     void *part[N_PARTS];
@@ -205,6 +206,8 @@ int walk_hits(const Spectrum *s, const int64_t *delta, const int64_t *chan, cons
     int64_t *tracks = part[13], *band_lo = part[14], *band_hi = part[15]; /* bands: [band, t] */
     uint8_t *none = part[16], *now = part[17]; /* no step covered before; the steps covered now (and zeros
                                                   to a whole word) */
+    int64_t *order_at = part[18];              /* the candidates' positions, strongest first */
+    double *median_left = part[19], *std_left = part[20];
     uint8_t *taken = NULL;                     /* [slot, t]: the step is covered */
     int64_t n_slots = 0, slot_capacity = 0;
     int status = -1;
@@ -233,10 +236,16 @@ int walk_hits(const Spectrum *s, const int64_t *delta, const int64_t *chan, cons
         by_value[at] = value[j];
         slot[at] = -1;
     }
+    for (int64_t i = 0; i < n_cands; i++) order_at[i] = pos_of[order[i]]; /* (no branch: the reads overlap) */
+    for (int64_t c = 0; c < T; c++) { /* the noise on the steps left, by the count of steps covered */
+        double frac = (double)(T - c) / (double)T;
+        median_left[c] = s->median * frac;
+        std_left[c] = s->std * sqrt(frac);
+    }
     for (int64_t i = 0; i < n_cands; i++) {
         int64_t j = order[i];
-        if (!alive[pos_of[j]]) continue;
-        alive[pos_of[j]] = 0;
+        if (!alive[order_at[i]]) continue;
+        alive[order_at[i]] = 0;
         Measured m = {.peak_track = tracks, .track = tracks + T};
         if (measure_hit(s, delta[j], chan[j], &m)) goto done;
         HitRow row = hit_row(j, &m, T);
@@ -285,9 +294,8 @@ int walk_hits(const Spectrum *s, const int64_t *delta, const int64_t *chan, cons
             if (!count) continue;
             covered_sum[at] += sum;
             covered[at] += count;
-            double frac = (double)(T - covered[at]) / (double)T;
-            double residual = frac > 0 ? (by_value[at] - covered_sum[at] - s->median * frac) / (s->std * sqrt(frac))
-                                       : -INFINITY;
+            double residual = covered[at] < T ? (by_value[at] - covered_sum[at] - median_left[covered[at]])
+                                                    / std_left[covered[at]] : -INFINITY;
             if (residual <= s->snr_min) {
                 alive[at] = 0;
                 continue;
