@@ -41,11 +41,32 @@ static void add_rows_max(const float *restrict a, const float *restrict b, float
     }
 }
 
+typedef float float8 __attribute__((vector_size(32)));
+typedef int32_t int8x32 __attribute__((vector_size(32)));
+
+/* add_rows, returning the largest of ``most`` and the sums (8 running maxima, in registers). */
 __attribute__((target_clones("avx2", "default")))
-static void max_rows(const float *restrict row, float *restrict best, Py_ssize_t n)
+static float add_rows_most(const float *restrict a, const float *restrict b, float *restrict out, Py_ssize_t n,
+                           float most)
 {
-    for (Py_ssize_t i = 0; i < n; i++)
-        best[i] = row[i] > best[i] ? row[i] : best[i];
+    float8 lanes = most - (float8){0};
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float8 x, y;
+        memcpy(&x, a + i, sizeof x);
+        memcpy(&y, b + i, sizeof y);
+        float8 v = x + y;
+        memcpy(out + i, &v, sizeof v);
+        int8x32 larger = v > lanes; /* (a NaN is never larger, as in the scalar form) */
+        lanes = (float8)(((int8x32)v & larger) | ((int8x32)lanes & ~larger));
+    }
+    for (; i < n; i++) {
+        float v = a[i] + b[i];
+        out[i] = v;
+        most = v > most ? v : most;
+    }
+    for (int k = 0; k < 8; k++) most = lanes[k] > most ? lanes[k] : most;
+    return most;
 }
 
 typedef struct {
@@ -166,8 +187,9 @@ static inline void ahead_some(Ahead *p, int lines)
 
 /* The ops first .. last - 1. With ``best``, each add is of whole rows of the top level (or
  * their first columns) and best (columns 0 .. span + 1 of a row) keeps their maximum, while the
- * rows are in the cache. With ``halves`` (2 * width columns), the ops are the level below the
- * top, and halves keeps the column maxima (from 0) of its first and of its second halves. */
+ * rows are in the cache. With ``halves`` (2 floats), the ops are the level below the top (and
+ * its scratch rows), and halves keeps the largest value (from 0) of its first and of its
+ * second halves. */
 static void run_ops(const Search *s, float **buffers, Py_ssize_t first, Py_ssize_t last, float *best,
                     Py_ssize_t span, float *halves, Ahead *ahead, int lines)
 {
@@ -181,8 +203,9 @@ static void run_ops(const Search *s, float **buffers, Py_ssize_t first, Py_ssize
         }
         const float *src = buffers[op[1]];
         float *out = buffers[op[4]] + op[5];
-        if (halves && op[4] != SCRATCH && op[6] <= w) { /* a row of the level below the top: one pass */
-            add_rows_max(src + op[2], src + op[3], out, halves + (op[5] >= s->split_second ? w : 0), op[6]);
+        if (halves && op[4] != SCRATCH) { /* rows of the level below the top: one pass */
+            float *most = halves + (op[5] >= s->split_second);
+            *most = add_rows_most(src + op[2], src + op[3], out, op[6], *most);
             continue;
         }
         if (best) { /* rows of the top: only their columns 0 .. span + 1 are read */
@@ -193,22 +216,7 @@ static void run_ops(const Search *s, float **buffers, Py_ssize_t first, Py_ssize
             continue;
         }
         add_rows(src + op[2], src + op[3], out, op[6]);
-        if (halves && op[4] != SCRATCH) {
-            float *columns = halves + (op[5] >= s->split_second ? w : 0);
-            for (Py_ssize_t r = 0; r < op[6]; r += w) max_rows(out + r, columns, op[6] - r < w ? op[6] - r : w);
-        }
     }
-}
-
-/* No top cell is above the bound: every one adds a first and a second half of the level below
- * (``halves``: their column maxima, from 0), and the rounding is monotonic; the zeros of that
- * level's clear, which the top may read, are under it too. */
-static float top_bound(const float *halves, Py_ssize_t w)
-{
-    float most[2] = {0, 0};
-    for (int half = 0; half < 2; half++)
-        for (Py_ssize_t j = 0; j < w; j++) most[half] = halves[half * w + j] > most[half] ? halves[half * w + j] : most[half];
-    return most[0] + most[1];
 }
 
 /* is_peak[j] for the columns 1 .. span of a row: above the threshold and not below the columns
@@ -304,9 +312,8 @@ static int search(const Search *s, const Py_ssize_t sizes[N_BUFFERS], Found *fou
     float *best = malloc(s->width * sizeof(float));
     Py_ssize_t *cols = malloc(s->width * sizeof(Py_ssize_t));
     uint8_t *is_peak = malloc(s->width + 72); /* (the columns 0 .. span, and 64 past them) */
-    float *acc = malloc(2 * s->width * sizeof(float));
     int status = 0;
-    if (!buffers[0] || !buffers[1] || !buffers[2] || !best || !cols || !is_peak || !acc) {
+    if (!buffers[0] || !buffers[1] || !buffers[2] || !best || !cols || !is_peak) {
         status = -1;
         goto done;
     }
@@ -323,9 +330,12 @@ static int search(const Search *s, const Py_ssize_t sizes[N_BUFFERS], Found *fou
                 run_ops(s, buffers, 0, s->top_op, NULL, span, NULL, &ahead, lines);
             } else { /* a chunk of noise: no top cell can be above the threshold, the top is not made */
                 run_ops(s, buffers, 0, s->split_op, NULL, span, NULL, &ahead, lines);
-                memset(acc, 0, 2 * s->width * sizeof(float));
-                run_ops(s, buffers, s->split_op, s->top_op, NULL, span, acc, &ahead, lines);
-                if (top_bound(acc, s->width) <= s->threshold) continue;
+                /* No top cell is above the bound: every one adds a first and a second half of the
+                 * level below, and the rounding is monotonic; the zeros of that level's clear,
+                 * which the top may read, are under it too (the maxima start from 0). */
+                float halves[2] = {0, 0};
+                run_ops(s, buffers, s->split_op, s->top_op, NULL, span, halves, &ahead, lines);
+                if (halves[0] + halves[1] <= s->threshold) continue;
             }
             for (Py_ssize_t j = 0; j < span + 2; j++) best[j] = -INFINITY;
             run_ops(s, buffers, s->top_op, s->n_ops, best, span, NULL, &ahead, lines);
@@ -339,7 +349,6 @@ done:
     free(best);
     free(cols);
     free(is_peak);
-    free(acc);
     return status;
 }
 
