@@ -5,7 +5,7 @@ SIGPROC filterbank files: the real GBT C-band cut-out, the same with setigen-inj
 a larger simulated file (chi-squared noise with tones, some 12 channels from a neighbour). The
 hit lists are compared (with the injected truth where there is one) and the wall times of the
 searches (turboSETI's ``FindDoppler.search()`` after a warm-up run that compiles its numba
-kernels, and astrolake's ``dedoppler`` function on the file's bytes, each the median of 3) are reported in the
+kernels, and astrolake's ``dedoppler`` function on the file's bytes, each the median of 5) are reported in the
 ``dedoppler`` section of docs/benchmarks.md. Needs setigen in .venv (a dev dependency).
 """
 
@@ -20,20 +20,25 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
+# one core for both tools: turboSETI gets the same in its own process (run_turbo); set before
+# numpy loads OpenBLAS, whose idle threads otherwise spin on the other core
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
-from bench import DEFAULT_OUTPUT, DEFAULT_WORK_DIR
-from bench.machine import cpu_sample, describe_machine
-from bench.sections import write_section
-from bench.sigproc import read_filterbank, write_filterbank
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from bench import DEFAULT_OUTPUT, DEFAULT_WORK_DIR  # noqa: E402
+from bench.machine import cpu_sample, describe_machine  # noqa: E402
+from bench.sections import write_section  # noqa: E402
+from bench.sigproc import read_filterbank, write_filterbank  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_FIL = ROOT.parent / "shared" / "data" / "real" / "seti" / "setigen_sample_gbt_cband.fil"
 TURBO_PYTHON = ROOT / "bench" / ".turbo-venv" / "bin" / "python"
 MAX_DRIFT_HZ_S, SNR_MIN = 4.0, 10.0
 SEED = 2026
-RUNS = 3  # timed searches per file, each tool; the median is reported
+RUNS = 5  # timed searches per file, each tool; the median is reported
 
 TURBO_SCRIPT = r"""
 import json, logging, sys, time
@@ -241,7 +246,8 @@ def main(argv=None) -> int:
         f"+-{MAX_DRIFT_HZ_S:g} Hz/s above SNR {SNR_MIN:g} on one core: turboSETI 2.3.2 (numpy 1.26, its numba "
         "kernels, `n_coarse_chan=1`, `blank_dc=False`, `min_drift=0`, in bench/.turbo-venv), timed around "
         "`FindDoppler.search()` after a warm-up search that compiles its kernels (the .fil to .h5 conversion "
-        "is not timed), median of 3; astrolake's `dedoppler` function on the file's bytes, warm, median of 3. "
+        f"is not timed), median of {RUNS}; astrolake's `dedoppler` function on the file's bytes, warm, median of "
+        f"{RUNS}; both single-threaded (OpenBLAS, OpenMP and numba threads 1). "
         "Hits are the same when within 2 channels and 2 drift steps; an injected tone is recalled "
         "when a hit is within 1 channel and 1 drift step of it. Other processes used "
         f"{others_share:.0%} of the machine's CPU during the run (the times move with it).",
