@@ -317,6 +317,9 @@ static int search(const Search *s, const Py_ssize_t sizes[N_BUFFERS], Found *fou
         status = -1;
         goto done;
     }
+    /* the scratch past its two rows, which the second's shifted read reaches, is zeros (a call
+     * of another width may have made rows there) */
+    if (sizes[SCRATCH] > 2 * s->width) memset(buffers[SCRATCH] + 2 * s->width, 0, (sizes[SCRATCH] - 2 * s->width) * sizeof(float));
     /* the next chunk's lines, spread over the ops below the top (which every chunk runs) */
     Py_ssize_t line_count = s->n_time * (s->width / LINE_FLOATS + 2);
     int lines = s->top_op > 0 ? (int)(line_count / s->top_op + 1) : 0;

@@ -306,7 +306,8 @@ def _trimmed(ops: list, part: list, sizes: list, x_size: int, w: int) -> tuple[l
         needed[src][a:a + length] = True
         needed[src][b:b + length] = True
         kept.append(((kind, src, a, b, dst, out, length), where))
-    assert not needed[0][x_size:].any() and not needed[1].any() and not needed[SCRATCH][:2 * w].any()
+    if needed[0][x_size:].any() or needed[1].any() or needed[SCRATCH][:2 * w].any():  # (a bug in the plan)
+        raise AssertionError("the compiled tree would read a value that no op of the chunk made")
     kept.reverse()
     return [op for op, _ in kept], [where for _, where in kept]
 
